@@ -1,0 +1,1 @@
+"""Code both the API and the worker need. Imports neither api/ nor worker/."""

@@ -1,0 +1,67 @@
+"""Priority -> queue name, and publishing a task by name without importing the worker.
+
+Messages go through the anonymous exchange with the queue name as routing key. Kombu's Redis
+transport then pushes straight onto the queue's list instead of looking up exchange bindings
+stored in Redis, so a publish still reaches its queue after Redis lost every key.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from celery import Celery
+
+from shared.models.job import Priority
+from shared.settings import Settings, get_settings
+
+QUEUE_PREFIX = "jobs"
+JOB_QUEUES: dict[str, str] = {p.value: f"{QUEUE_PREFIX}.{p.value}" for p in Priority}
+# Consumption order: a worker always takes from the first non-empty queue of this list.
+JOB_QUEUE_ORDER: tuple[str, ...] = tuple(JOB_QUEUES[p] for p in ("high", "normal", "low"))
+RUN_JOB_TASK = "promptq.run_job"
+
+
+def queue_for(priority: str) -> str:
+    """The Celery queue that carries jobs of this priority class."""
+    return JOB_QUEUES[Priority(priority).value]
+
+
+def broker_transport_options(settings: Settings) -> dict[str, object]:
+    """Options shared by every producer and consumer of the broker."""
+    return {
+        # Strict order over the queues listed by the consumer: high, then normal, then low.
+        "queue_order_strategy": "priority",
+        # Longer than any job can run, or Redis redelivers a task still in flight.
+        "visibility_timeout": settings.broker_visibility_timeout_s,
+        # Kombu's default pool of 10 starves an I/O pool with acks_late: acks then fail with
+        # MaxConnectionsError and tasks run twice after the visibility timeout.
+        "max_connections": settings.broker_max_connections,
+        "socket_timeout": 30,
+        "socket_connect_timeout": 5,
+        "retry_on_timeout": True,
+        "health_check_interval": 25,
+    }
+
+
+@lru_cache(maxsize=1)
+def producer_app() -> Celery:
+    """A Celery app used only to publish; the API never imports the worker's app."""
+    settings = get_settings()
+    app = Celery("promptq-producer", broker=settings.redis_url)
+    app.conf.broker_transport_options = broker_transport_options(settings)
+    app.conf.broker_connection_retry_on_startup = True
+    return app
+
+
+def publish_job(job_id: str, priority: str) -> None:
+    """Enqueue a run of `job_id`; the job row must already be committed."""
+    queue = queue_for(priority)
+    producer_app().send_task(
+        RUN_JOB_TASK,
+        args=[job_id],
+        queue=queue,
+        exchange="",
+        routing_key=queue,
+        retry=True,
+        retry_policy={"max_retries": 3, "interval_start": 0.1, "interval_step": 0.5},
+    )

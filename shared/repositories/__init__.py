@@ -1,0 +1,1 @@
+"""Queries and state transitions. They flush; the caller owns the transaction and commits."""

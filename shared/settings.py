@@ -1,0 +1,57 @@
+"""One settings object for every process, read from the environment (and `.env`) once."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def normalize_database_url(url: str) -> str:
+    """Point plain `postgresql://` URLs at the psycopg 3 driver SQLAlchemy should use."""
+    for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+class Settings(BaseSettings):
+    """Everything configurable about promptq; `.env.example` documents each variable."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/promptq"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+
+    openai_api_key: str = "sk-sim"
+    openai_base_url: str = "http://127.0.0.1:8090/v1"
+    anthropic_api_key: str = "sk-ant-sim"
+    anthropic_base_url: str = "http://127.0.0.1:8090"
+    provider_timeout_s: float = Field(default=60.0, gt=0)
+
+    # Celery: see worker/celery_app.py for why each of these matters.
+    worker_concurrency: int = Field(default=16, ge=1)
+    worker_prefetch_multiplier: int = Field(default=1, ge=1)
+    broker_max_connections: int = Field(default=64, ge=10)
+    broker_visibility_timeout_s: int = Field(default=3600, ge=60)
+    job_lease_s: int = Field(default=300, ge=10)
+
+    max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
+    default_max_tokens: int = Field(default=1024, ge=1)
+    max_output_tokens: int = Field(default=32768, ge=1)
+
+    db_pool_size: int = Field(default=5, ge=1)
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @field_validator("database_url")
+    @classmethod
+    def _psycopg_driver(cls, value: str) -> str:
+        return normalize_database_url(value)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, built on first use (never at import time)."""
+    return Settings()
