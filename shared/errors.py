@@ -34,6 +34,10 @@ class ValidationError(PromptqError):
     code = "validation_error"
 
 
+class MalformedJsonError(ValidationError):
+    code = "invalid_json"
+
+
 class UnknownModelError(PromptqError):
     code = "unknown_model"
 

@@ -51,3 +51,9 @@ class RequestStats:
             self._total = 0
             self._by_model.clear()
             self._max_in_flight = self._in_flight
+
+
+def model_of(body: Any) -> str | None:
+    """The model a request body names, if any; malformed requests still count in the total."""
+    model = body.get("model") if isinstance(body, dict) else None
+    return model if isinstance(model, str) and model else None

@@ -1,0 +1,70 @@
+"""The one table from errors to HTTP answers. Every error leaves as
+`{"error": {"code", "message", "details"}}`; anything unmapped is a bug, logged, and a 500."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+from shared import errors
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+STATUS_FOR: dict[type[errors.PromptqError], int] = {
+    errors.MalformedJsonError: 400,
+    errors.AuthenticationError: 401,
+    errors.NotFoundError: 404,
+    errors.ConflictError: 409,
+    errors.ValidationError: 422,
+    errors.UnknownModelError: 422,
+}
+
+# Werkzeug's own refusals (routing, methods, body size) under stable codes of ours.
+HTTP_CODES: dict[int, str] = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def error_response(status: int, code: str, message: str, details: Any = None) -> Response:
+    response = jsonify({"error": {"code": code, "message": message, "details": details}})
+    response.status_code = status
+    return response
+
+
+def _status_for(exc: errors.PromptqError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS_FOR:
+            return STATUS_FOR[cls]
+    return 400
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(errors.PromptqError)
+    def _domain(exc: errors.PromptqError) -> Response:
+        response = error_response(_status_for(exc), exc.code, exc.message, exc.details)
+        if isinstance(exc, errors.AuthenticationError):
+            response.headers["WWW-Authenticate"] = 'Bearer realm="promptq"'
+        return response
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        message = exc.description or exc.name
+        if status == 404:
+            message = "No such endpoint. The API lives under /v1/ (see README)."
+        response = error_response(status, HTTP_CODES.get(status, f"http_{status}"), message)
+        if valid := getattr(exc, "valid_methods", None):
+            response.headers["Allow"] = ", ".join(valid)
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("request.unhandled_error")
+        return error_response(500, "internal_error", "Something went wrong on our side.")

@@ -1,0 +1,5 @@
+"""gunicorn target: `gunicorn api.wsgi:app`."""
+
+from api import create_app
+
+app = create_app()

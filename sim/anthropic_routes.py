@@ -1,0 +1,124 @@
+"""Anthropic's POST /v1/messages, shaped so the official `anthropic` SDK parses it."""
+
+import uuid
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from sim.config import SimConfig
+from sim.latency import latency_ms, wait
+from sim.replies import Completion, complete
+from sim.stats import RequestStats, model_of
+
+ROLES = frozenset({"user", "assistant"})
+
+
+class AnthropicError(Exception):
+    """A request rejection, rendered in Anthropic's `{"type": "error", ...}` shape."""
+
+    def __init__(self, status: int, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_type = error_type
+        self.message = message
+
+
+class InvalidRequest(AnthropicError):
+    def __init__(self, message: str) -> None:
+        super().__init__(400, "invalid_request_error", message)
+
+
+def create_anthropic_blueprint(config: SimConfig, stats: RequestStats) -> Blueprint:
+    """Routes for the Anthropic dialect, sharing `stats` with the rest of the app."""
+    blueprint = Blueprint("anthropic", __name__)
+
+    @blueprint.post("/v1/messages")
+    def messages() -> Response:
+        body = request.get_json(force=True, silent=True)
+        with stats.track(model_of(body)):
+            _authenticate()
+            model, messages, max_tokens, system = _validate(body)
+            wait(_latency(config))
+            # Fault injection belongs here: after validation, before the reply is built.
+            completion = complete(model, messages, max_tokens, system)
+            return jsonify(_message_body(model, completion))
+
+    blueprint.register_error_handler(AnthropicError, _error_response)
+    blueprint.after_request(_add_request_id)
+    return blueprint
+
+
+def _authenticate() -> None:
+    # The real API takes `x-api-key`; SDK 2.x sends the same key as a Bearer token instead.
+    scheme, _, bearer = request.headers.get("Authorization", "").partition(" ")
+    has_bearer = scheme.lower() == "bearer" and bool(bearer.strip())
+    if not request.headers.get("x-api-key", "").strip() and not has_bearer:
+        raise AnthropicError(401, "authentication_error", "x-api-key header is required")
+    if not request.headers.get("anthropic-version", "").strip():
+        raise InvalidRequest("anthropic-version: header is required")
+
+
+def _validate(body: Any) -> tuple[str, list[dict[str, Any]], int, Any]:
+    if not isinstance(body, dict):
+        raise InvalidRequest("There was an issue with your request body: invalid JSON")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("model: Field required")
+    max_tokens = body.get("max_tokens")
+    if max_tokens is None:
+        raise InvalidRequest("max_tokens: Field required")
+    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool):
+        raise InvalidRequest("max_tokens: Input should be a valid integer")
+    if max_tokens < 1:
+        raise InvalidRequest("max_tokens: Input should be greater than or equal to 1")
+    messages = body.get("messages")
+    if messages is None:
+        raise InvalidRequest("messages: Field required")
+    if not isinstance(messages, list):
+        raise InvalidRequest("messages: Input should be a valid list")
+    if not messages:
+        raise InvalidRequest("messages: at least one message is required")
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in ROLES:
+            raise InvalidRequest(f"messages.{index}.role: Input should be 'user' or 'assistant'")
+        if not isinstance(message.get("content"), str | list):
+            raise InvalidRequest(f"messages.{index}.content: Input should be a valid list")
+    system = body.get("system")
+    if not isinstance(system, str | list | None):
+        raise InvalidRequest("system: Input should be a valid list")
+    if body.get("stream"):
+        raise InvalidRequest("streaming not supported by the simulator")
+    return model, messages, max_tokens, system
+
+
+def _latency(config: SimConfig) -> float:
+    try:
+        return latency_ms(config, request.headers)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from None
+
+
+def _message_body(model: str, completion: Completion) -> dict[str, Any]:
+    return {
+        "id": f"msg_{uuid.uuid4().hex}",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [{"type": "text", "text": completion.text}],
+        "stop_reason": "max_tokens" if completion.truncated else "end_turn",
+        "stop_sequence": None,
+        "usage": {
+            "input_tokens": completion.input_tokens,
+            "output_tokens": completion.output_tokens,
+        },
+    }
+
+
+def _error_response(error: AnthropicError) -> tuple[Response, int]:
+    body = {"type": "error", "error": {"type": error.error_type, "message": error.message}}
+    return jsonify(body), error.status
+
+
+def _add_request_id(response: Response) -> Response:
+    response.headers["request-id"] = f"req_{uuid.uuid4().hex}"
+    return response

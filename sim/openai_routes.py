@@ -1,0 +1,190 @@
+"""OpenAI's POST /v1/chat/completions, shaped so the official `openai` SDK parses it."""
+
+import time
+import uuid
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from sim.config import SimConfig
+from sim.latency import latency_ms, wait
+from sim.replies import Completion, complete
+from sim.stats import RequestStats, model_of
+
+ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+MAX_TOKENS_PARAMS = ("max_completion_tokens", "max_tokens")  # newer name wins when both are set
+
+
+class OpenAIError(Exception):
+    """A request rejection, rendered in OpenAI's `{"error": {...}}` shape.
+
+    OpenAI reports bad requests and missing keys alike as `invalid_request_error`.
+    """
+
+    def __init__(
+        self, status: int, message: str, *, param: str | None = None, code: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.param = param
+        self.code = code
+
+
+def create_openai_blueprint(config: SimConfig, stats: RequestStats) -> Blueprint:
+    """Routes for the OpenAI dialect, sharing `stats` with the rest of the app."""
+    blueprint = Blueprint("openai", __name__)
+
+    @blueprint.post("/v1/chat/completions")
+    def chat_completions() -> Response:
+        body = request.get_json(force=True, silent=True)
+        with stats.track(model_of(body)):
+            _authenticate()
+            model, messages, max_tokens = _validate(body)
+            wait(_latency(config))
+            # Fault injection belongs here: after validation, before the reply is built.
+            return jsonify(_completion_body(model, complete(model, messages, max_tokens)))
+
+    blueprint.register_error_handler(OpenAIError, _error_response)
+    blueprint.after_request(_add_request_id)
+    return blueprint
+
+
+def _authenticate() -> None:
+    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise OpenAIError(
+            401,
+            "You didn't provide an API key. You need to provide your API key in an "
+            "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+        )
+
+
+def _validate(body: Any) -> tuple[str, list[dict[str, Any]], int | None]:
+    if not isinstance(body, dict):
+        raise OpenAIError(400, "We could not parse the JSON body of your request.")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise OpenAIError(400, "you must provide a model parameter")
+    messages = body.get("messages")
+    if messages is None:
+        raise OpenAIError(
+            400,
+            "Missing required parameter: 'messages'.",
+            param="messages",
+            code="missing_required_parameter",
+        )
+    if not isinstance(messages, list):
+        raise OpenAIError(
+            400,
+            "Invalid type for 'messages': expected an array.",
+            param="messages",
+            code="invalid_type",
+        )
+    if not messages:
+        raise OpenAIError(
+            400,
+            "Invalid 'messages': empty array. Expected an array with minimum length 1, "
+            "but got an empty array instead.",
+            param="messages",
+            code="empty_array",
+        )
+    for index, message in enumerate(messages):
+        _validate_message(index, message)
+    if body.get("stream"):
+        raise OpenAIError(
+            400,
+            "streaming not supported by the simulator",
+            param="stream",
+            code="unsupported_value",
+        )
+    return model, messages, _max_tokens(body)
+
+
+def _validate_message(index: int, message: Any) -> None:
+    if not isinstance(message, dict) or message.get("role") not in ROLES:
+        raise OpenAIError(
+            400,
+            f"Invalid value for 'messages[{index}].role': expected one of {sorted(ROLES)}.",
+            param=f"messages[{index}].role",
+            code="invalid_value",
+        )
+    # Assistant turns that only call tools legitimately carry a null content.
+    if not isinstance(message.get("content"), str | list | None):
+        raise OpenAIError(
+            400,
+            f"Invalid type for 'messages[{index}].content': expected a string or an array.",
+            param=f"messages[{index}].content",
+            code="invalid_type",
+        )
+
+
+def _max_tokens(body: dict[str, Any]) -> int | None:
+    for name in MAX_TOKENS_PARAMS:
+        value = body.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise OpenAIError(
+                400,
+                f"Invalid type for '{name}': expected an integer.",
+                param=name,
+                code="invalid_type",
+            )
+        if value < 1:
+            raise OpenAIError(
+                400,
+                f"Invalid '{name}': integer below minimum value. "
+                f"Expected a value >= 1, but got {value} instead.",
+                param=name,
+                code="integer_below_min_value",
+            )
+        return value
+    return None
+
+
+def _latency(config: SimConfig) -> float:
+    try:
+        return latency_ms(config, request.headers)
+    except ValueError as exc:
+        raise OpenAIError(400, str(exc)) from None
+
+
+def _completion_body(model: str, completion: Completion) -> dict[str, Any]:
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": completion.text, "refusal": None},
+                "logprobs": None,
+                "finish_reason": "length" if completion.truncated else "stop",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": completion.input_tokens,
+            "completion_tokens": completion.output_tokens,
+            "total_tokens": completion.input_tokens + completion.output_tokens,
+        },
+        "system_fingerprint": "sim",
+    }
+
+
+def _error_response(error: OpenAIError) -> tuple[Response, int]:
+    body = {
+        "error": {
+            "message": error.message,
+            "type": "invalid_request_error",
+            "param": error.param,
+            "code": error.code,
+        }
+    }
+    return jsonify(body), error.status
+
+
+def _add_request_id(response: Response) -> Response:
+    response.headers["x-request-id"] = f"req_{uuid.uuid4().hex}"
+    return response

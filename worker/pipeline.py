@@ -1,0 +1,54 @@
+"""The path of one attempt: provider call, timing, classification and cost.
+
+It touches no database: the task that calls it holds no connection while the model answers.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from shared.pricing import price_for
+from worker.providers.base import ProviderError, ProviderRequest, ProviderResponse
+from worker.providers.registry import provider_for
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    provider: str
+    model: str
+    response: ProviderResponse | None
+    error: ProviderError | None
+    latency_ms: int
+    cost_usd: Decimal
+    started_at: datetime
+    finished_at: datetime
+
+
+def run_attempt(request: ProviderRequest) -> AttemptResult:
+    """Call the model once; a provider failure comes back as `error`, never as an exception."""
+    provider = provider_for(request.model)
+    started_at = datetime.now(UTC)
+    clock = time.perf_counter()
+    response: ProviderResponse | None = None
+    error: ProviderError | None = None
+    try:
+        response = provider.complete(request)
+    except ProviderError as exc:
+        error = exc
+    latency_ms = round((time.perf_counter() - clock) * 1000)
+    cost = Decimal(0)
+    if response is not None:
+        cost = price_for(request.model).cost(response.input_tokens, response.output_tokens)
+    return AttemptResult(
+        provider=provider.name,
+        model=request.model,
+        response=response,
+        error=error,
+        latency_ms=latency_ms,
+        cost_usd=cost,
+        started_at=started_at,
+        finished_at=datetime.now(UTC),
+    )

@@ -1,0 +1,1 @@
+"""Provider adapters: translate the official SDKs into one request/response/error contract."""

@@ -1,0 +1,59 @@
+"""Anthropic messages through the official `anthropic` SDK."""
+
+from __future__ import annotations
+
+import anthropic
+
+from worker.providers.base import (
+    ContentFilteredError,
+    ProviderRequest,
+    ProviderResponse,
+    SdkErrorTypes,
+    translate_sdk_error,
+)
+
+_ERRORS = SdkErrorTypes(
+    timeout=anthropic.APITimeoutError,
+    connection=anthropic.APIConnectionError,
+    status=anthropic.APIStatusError,
+    invalid_response=anthropic.APIResponseValidationError,
+    base=anthropic.AnthropicError,
+)
+
+
+class AnthropicProvider:
+    name = "anthropic"
+
+    def __init__(self, *, api_key: str, base_url: str, timeout_s: float) -> None:
+        # Retries belong to promptq's policy, which sees every attempt; the SDK's are off.
+        self._client = anthropic.Anthropic(
+            api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=0
+        )
+
+    def complete(self, request: ProviderRequest) -> ProviderResponse:
+        # Anthropic takes system prompts as a parameter, not as messages.
+        system = "\n\n".join(m.content for m in request.messages if m.role == "system")
+        messages = [
+            {"role": m.role, "content": m.content} for m in request.messages if m.role != "system"
+        ]
+        optional: dict[str, object] = {}
+        if system:
+            optional["system"] = system
+        if request.temperature is not None:
+            optional["temperature"] = min(request.temperature, 1.0)
+        try:
+            message = self._client.messages.create(
+                model=request.model, max_tokens=request.max_tokens, messages=messages, **optional
+            )
+        except Exception as exc:
+            raise translate_sdk_error(exc, _ERRORS) from exc
+        if message.stop_reason == "refusal":
+            raise ContentFilteredError("The provider refused to answer.")
+        text = "".join(block.text for block in message.content if block.type == "text")
+        return ProviderResponse(
+            content=text,
+            finish_reason=message.stop_reason or "end_turn",
+            input_tokens=message.usage.input_tokens,
+            output_tokens=message.usage.output_tokens,
+            model=message.model,
+        )

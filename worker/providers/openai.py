@@ -1,0 +1,55 @@
+"""OpenAI chat completions through the official `openai` SDK."""
+
+from __future__ import annotations
+
+import openai
+
+from worker.providers.base import (
+    ContentFilteredError,
+    InvalidOutputError,
+    ProviderRequest,
+    ProviderResponse,
+    SdkErrorTypes,
+    translate_sdk_error,
+)
+
+_ERRORS = SdkErrorTypes(
+    timeout=openai.APITimeoutError,
+    connection=openai.APIConnectionError,
+    status=openai.APIStatusError,
+    invalid_response=openai.APIResponseValidationError,
+    base=openai.OpenAIError,
+)
+
+
+class OpenAIProvider:
+    name = "openai"
+
+    def __init__(self, *, api_key: str, base_url: str, timeout_s: float) -> None:
+        # Retries belong to promptq's policy, which sees every attempt; the SDK's are off.
+        self._client = openai.OpenAI(
+            api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=0
+        )
+
+    def complete(self, request: ProviderRequest) -> ProviderResponse:
+        try:
+            completion = self._client.chat.completions.create(
+                model=request.model,
+                messages=[{"role": m.role, "content": m.content} for m in request.messages],
+                max_completion_tokens=request.max_tokens,
+                **({} if request.temperature is None else {"temperature": request.temperature}),
+            )
+        except Exception as exc:
+            raise translate_sdk_error(exc, _ERRORS) from exc
+        if not completion.choices or completion.usage is None:
+            raise InvalidOutputError("The provider answered without choices or usage.")
+        choice = completion.choices[0]
+        if choice.finish_reason == "content_filter":
+            raise ContentFilteredError("The provider's content filter withheld the answer.")
+        return ProviderResponse(
+            content=choice.message.content or "",
+            finish_reason=choice.finish_reason or "stop",
+            input_tokens=completion.usage.prompt_tokens,
+            output_tokens=completion.usage.completion_tokens,
+            model=completion.model,
+        )

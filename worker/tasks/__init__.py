@@ -1,0 +1,1 @@
+"""Celery tasks, one task family a file."""
