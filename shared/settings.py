@@ -24,10 +24,11 @@ class Settings(BaseSettings):
     database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/promptq"
     redis_url: str = "redis://127.0.0.1:6379/0"
 
-    openai_api_key: str = "sk-sim"
-    openai_base_url: str = "http://127.0.0.1:8090/v1"
-    anthropic_api_key: str = "sk-ant-sim"
-    anthropic_base_url: str = "http://127.0.0.1:8090"
+    # `make dev` and the tests point both base URLs at the provider simulator (sim/).
+    openai_api_key: str = ""
+    openai_base_url: str = "https://api.openai.com/v1"
+    anthropic_api_key: str = ""
+    anthropic_base_url: str = "https://api.anthropic.com"
     provider_timeout_s: float = Field(default=60.0, gt=0)
 
     # Celery: see worker/celery_app.py for why each of these matters.

@@ -1,0 +1,1 @@
+"""Development stack: embedded services and the processes `make dev` and the e2e tests run."""

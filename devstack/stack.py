@@ -1,0 +1,86 @@
+"""The commands of promptq's processes, as `make dev`, the e2e tests and the Procfile run them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+from devstack.processes import BIN, ManagedProcess
+from shared.queueing import JOB_QUEUE_ORDER
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def migrate(database_url: str) -> None:
+    """`alembic upgrade head` against `database_url`."""
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    config.attributes["configure_logger"] = False
+    command.upgrade(config, "head")
+
+
+def sim_process(port: int, log_dir: Path, latency_ms: float = 0.0) -> ManagedProcess:
+    argv = [str(BIN / "python"), "-m", "sim", "--host", "127.0.0.1", "--port", str(port)]
+    argv += ["--latency-ms", str(latency_ms)]
+    return ManagedProcess("sim", argv, {}, log_dir / "sim.log", cwd=ROOT)
+
+
+def api_process(
+    port: int, env: Mapping[str, str], log_dir: Path, workers: int = 2
+) -> ManagedProcess:
+    argv = [
+        str(BIN / "gunicorn"),
+        "api.wsgi:app",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--worker-class",
+        "gthread",
+        "--threads",
+        "4",
+        "--access-logfile",
+        "-",
+        "--graceful-timeout",
+        "10",
+    ]
+    return ManagedProcess("api", argv, env, log_dir / "api.log", cwd=ROOT)
+
+
+def worker_process(
+    env: Mapping[str, str], log_dir: Path, name: str = "worker", concurrency: int = 8
+) -> ManagedProcess:
+    argv = [
+        str(BIN / "celery"),
+        "-A",
+        "worker.celery_app",
+        "worker",
+        "--queues",
+        ",".join(JOB_QUEUE_ORDER),
+        "--pool",
+        "threads",
+        "--concurrency",
+        str(concurrency),
+        "--hostname",
+        f"{name}@%h",
+        "--loglevel",
+        "INFO",
+        "--without-mingle",
+        "--without-gossip",
+    ]
+    return ManagedProcess(name, argv, env, log_dir / f"{name}.log", cwd=ROOT)
+
+
+def flower_process(port: int, env: Mapping[str, str], log_dir: Path) -> ManagedProcess:
+    argv = [
+        str(BIN / "celery"),
+        "-A",
+        "worker.celery_app",
+        "flower",
+        "--address=127.0.0.1",
+        f"--port={port}",
+    ]
+    return ManagedProcess("flower", argv, env, log_dir / "flower.log", cwd=ROOT)
