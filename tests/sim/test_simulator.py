@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import anthropic
@@ -18,7 +19,7 @@ from sim.replies import complete, prompt_tokens, reply_text
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 OPENAI_MODEL = "gpt-4o-mini"
-ANTHROPIC_MODEL = "claude-3-5-haiku-latest"
+ANTHROPIC_MODEL = "claude-haiku-4-5"
 ANTHROPIC_HEADERS = {"x-api-key": "sk-ant-test", "anthropic-version": "2023-06-01"}
 CHAT = [
     {"role": "system", "content": "You are terse."},
@@ -29,6 +30,7 @@ CHAT = [
 
 
 def openai_client(base_url: str) -> openai.OpenAI:
+    # No retries, so every rejection surfaces as the SDK's own exception.
     return openai.OpenAI(base_url=f"{base_url}/v1", api_key="sk-test", max_retries=0)
 
 
@@ -209,7 +211,7 @@ def test_anthropic_accepts_x_api_key_header(sim_url: str) -> None:
     assert response.json()["content"][0]["text"] == reply_text(ANTHROPIC_MODEL, CHAT[1:2])
 
 
-def test_stats_count_requests_and_concurrency(start_sim) -> None:
+def test_stats_count_requests_and_concurrency(start_sim: Callable[..., str]) -> None:
     """/sim/stats counts requests per model and sees overlapping requests in flight."""
     sim_url = start_sim(latency_ms=200)
     client = openai_client(sim_url)

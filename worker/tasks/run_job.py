@@ -87,4 +87,3 @@ def _attempt_record(attempt: AttemptResult) -> AttemptRecord:
         started_at=attempt.started_at,
         finished_at=attempt.finished_at,
     )
-
