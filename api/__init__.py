@@ -6,7 +6,7 @@ from flask import Flask
 
 from api.errors import register_error_handlers
 from api.request_scope import register_request_scope
-from api.routes import health, jobs
+from api.routes import health, jobs, models
 from shared.logging import configure_logging
 from shared.settings import Settings, get_settings
 
@@ -22,4 +22,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     register_request_scope(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(jobs.bp)
+    app.register_blueprint(models.bp)
     return app

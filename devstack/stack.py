@@ -51,8 +51,9 @@ def api_process(
 
 
 def worker_process(
-    env: Mapping[str, str], log_dir: Path, name: str = "worker", concurrency: int = 8
+    env: Mapping[str, str], log_dir: Path, name: str = "worker", concurrency: int | None = None
 ) -> ManagedProcess:
+    """A Celery worker; without `concurrency` it uses the WORKER_CONCURRENCY setting."""
     argv = [
         str(BIN / "celery"),
         "-A",
@@ -62,8 +63,6 @@ def worker_process(
         ",".join(JOB_QUEUE_ORDER),
         "--pool",
         "threads",
-        "--concurrency",
-        str(concurrency),
         "--hostname",
         f"{name}@%h",
         "--loglevel",
@@ -71,6 +70,8 @@ def worker_process(
         "--without-mingle",
         "--without-gossip",
     ]
+    if concurrency is not None:
+        argv += ["--concurrency", str(concurrency)]
     return ManagedProcess(name, argv, env, log_dir / f"{name}.log", cwd=ROOT)
 
 

@@ -40,7 +40,6 @@ class Settings(BaseSettings):
 
     max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
     default_max_tokens: int = Field(default=1024, ge=1)
-    max_output_tokens: int = Field(default=32768, ge=1)
 
     db_pool_size: int = Field(default=5, ge=1)
     log_level: str = "INFO"

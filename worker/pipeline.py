@@ -10,9 +10,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from shared.logging import get_logger
 from shared.pricing import price_for
-from worker.providers.base import ProviderError, ProviderRequest, ProviderResponse
+from worker.providers.base import ProviderError, ProviderRequest, ProviderResponse, ServerError
 from worker.providers.registry import provider_for
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,10 @@ def run_attempt(request: ProviderRequest) -> AttemptResult:
         response = provider.complete(request)
     except ProviderError as exc:
         error = exc
+    except Exception as exc:
+        # An adapter bug must not strand the job in `running`; record it as a server error.
+        log.exception("provider.unexpected_error", model=request.model)
+        error = ServerError(f"Unexpected {type(exc).__name__} while calling the provider.")
     latency_ms = round((time.perf_counter() - clock) * 1000)
     cost = Decimal(0)
     if response is not None:

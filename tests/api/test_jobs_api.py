@@ -203,3 +203,13 @@ def test_health_and_ready(client: FlaskClient) -> None:
     ready = client.get("/ready")
     assert ready.status_code == 200
     assert ready.get_json()["checks"] == {"postgres": "ok", "redis": "ok"}
+
+
+def test_models_lists_the_price_table(client: FlaskClient, alice: Account) -> None:
+    """GET /v1/models shows every priced model with its provider and prices."""
+    body = client.get("/v1/models", headers=_auth(alice)).get_json()
+    by_id = {m["id"]: m for m in body["data"]}
+    assert by_id["gpt-4o-mini"]["provider"] == "openai"
+    assert by_id["gpt-4o-mini"]["input_usd_per_mtok"] == "0.15"
+    assert by_id["claude-haiku-4-5"]["provider"] == "anthropic"
+    _error(client.get("/v1/models"), 401, "unauthorized")

@@ -6,6 +6,7 @@ import anthropic
 
 from worker.providers.base import (
     ContentFilteredError,
+    ProviderAuthError,
     ProviderRequest,
     ProviderResponse,
     SdkErrorTypes,
@@ -26,11 +27,18 @@ class AnthropicProvider:
 
     def __init__(self, *, api_key: str, base_url: str, timeout_s: float) -> None:
         # Retries belong to promptq's policy, which sees every attempt; the SDK's are off.
-        self._client = anthropic.Anthropic(
-            api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=0
+        # Without a key the SDK refuses to build a client; jobs then fail with a clear cause.
+        self._client = (
+            anthropic.Anthropic(
+                api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=0
+            )
+            if api_key
+            else None
         )
 
     def complete(self, request: ProviderRequest) -> ProviderResponse:
+        if self._client is None:
+            raise ProviderAuthError("promptq has no ANTHROPIC_API_KEY configured.")
         # Anthropic takes system prompts as a parameter, not as messages.
         system = "\n\n".join(m.content for m in request.messages if m.role == "system")
         messages = [

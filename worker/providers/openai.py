@@ -7,6 +7,7 @@ import openai
 from worker.providers.base import (
     ContentFilteredError,
     InvalidOutputError,
+    ProviderAuthError,
     ProviderRequest,
     ProviderResponse,
     SdkErrorTypes,
@@ -27,11 +28,16 @@ class OpenAIProvider:
 
     def __init__(self, *, api_key: str, base_url: str, timeout_s: float) -> None:
         # Retries belong to promptq's policy, which sees every attempt; the SDK's are off.
-        self._client = openai.OpenAI(
-            api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=0
+        # Without a key the SDK refuses to build a client; jobs then fail with a clear cause.
+        self._client = (
+            openai.OpenAI(api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=0)
+            if api_key
+            else None
         )
 
     def complete(self, request: ProviderRequest) -> ProviderResponse:
+        if self._client is None:
+            raise ProviderAuthError("promptq has no OPENAI_API_KEY configured.")
         try:
             completion = self._client.chat.completions.create(
                 model=request.model,

@@ -1,0 +1,95 @@
+"""A running promptq stack (simulator, gunicorn, celery worker) for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from devstack.processes import BIN, ManagedProcess, free_port, http_ok, wait_until
+from devstack.stack import api_process, sim_process, worker_process
+
+FINAL = {"succeeded", "failed", "cancelled"}
+
+
+@dataclass
+class RunningStack:
+    api_url: str
+    sim_url: str
+    env: dict[str, str]
+    log_dir: Path
+    processes: dict[str, ManagedProcess] = field(default_factory=dict)
+
+    def cli(self, *args: str) -> str:
+        """Run the `promptq` admin CLI against this stack's database."""
+        done = subprocess.run(
+            [str(BIN / "promptq"), *args],
+            env={**os.environ, **self.env},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return done.stdout.strip()
+
+    def submit(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = requests.post(
+            f"{self.api_url}/v1/jobs",
+            json=body,
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=10,
+        )
+        assert response.status_code == 202, response.text
+        return response.json()
+
+    def wait_final(self, key: str, job_id: str, timeout: float = 30) -> dict[str, Any]:
+        """Poll GET /v1/jobs/<id> until the job reaches a final state."""
+        seen: dict[str, Any] = {}
+
+        def final() -> bool:
+            response = requests.get(
+                f"{self.api_url}/v1/jobs/{job_id}",
+                headers={"Authorization": f"Bearer {key}"},
+                timeout=5,
+            )
+            seen.update(response.json())
+            return seen.get("status") in FINAL
+
+        wait_until(final, timeout=timeout, interval=0.1, what=f"job {job_id} to finish")
+        return seen
+
+    def stop(self) -> None:
+        for process in reversed(list(self.processes.values())):
+            process.stop()
+
+
+def start_stack(database_url: str, redis_url: str, log_dir: Path) -> RunningStack:
+    """Start the simulator, the API under gunicorn and one Celery worker; wait until ready."""
+    sim_port, api_port = free_port(), free_port()
+    sim_url = f"http://127.0.0.1:{sim_port}"
+    env = {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "OPENAI_BASE_URL": f"{sim_url}/v1",
+        "OPENAI_API_KEY": "sk-sim",
+        "ANTHROPIC_BASE_URL": sim_url,
+        "ANTHROPIC_API_KEY": "sk-ant-sim",
+        "LOG_JSON": "true",
+    }
+    stack = RunningStack(f"http://127.0.0.1:{api_port}", sim_url, env, log_dir)
+    try:
+        stack.processes["sim"] = sim_process(sim_port, log_dir).start()
+        stack.processes["api"] = api_process(api_port, env, log_dir).start()
+        stack.processes["worker"] = worker_process(env, log_dir, concurrency=4).start()
+        wait_until(lambda: http_ok(f"{sim_url}/health"), timeout=30, what="the simulator")
+        wait_until(lambda: http_ok(f"{stack.api_url}/ready"), timeout=30, what="the API")
+        wait_until(
+            lambda: "ready." in stack.processes["worker"].log_text(), timeout=60, what="the worker"
+        )
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
