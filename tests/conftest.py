@@ -50,10 +50,11 @@ def _clear_caches() -> None:
 
 
 @pytest.fixture(scope="session")
-def services() -> Services:
+def services() -> Iterator[Services]:
     """The PostgreSQL and Redis this run uses, with a freshly migrated test database."""
     database_url = os.environ.get("TEST_DATABASE_URL")
     redis_url = os.environ.get("TEST_REDIS_URL")
+    embedded = None
     if not database_url or not redis_url:
         embedded = start_embedded(ROOT / ".data" / "test", database="promptq_test")
         database_url = database_url or embedded.database_url
@@ -65,7 +66,10 @@ def services() -> Services:
     os.environ["REDIS_URL"] = redis_url
     os.environ["LOG_JSON"] = "true"
     _clear_caches()
-    return Services(database_url=database_url, redis_url=redis_url)
+    yield Services(database_url=database_url, redis_url=redis_url)
+    get_engine().dispose()
+    if embedded is not None:
+        embedded.stop()
 
 
 @pytest.fixture
