@@ -12,12 +12,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared.settings import get_settings
 
 
-@lru_cache(maxsize=4)
-def get_engine(url: str | None = None) -> Engine:
-    """The engine for `url` (default: settings), created on first use in this process."""
+@lru_cache(maxsize=1)
+def get_engine() -> Engine:
+    """The process's engine, created on first use (never at import time)."""
     settings = get_settings()
     return create_engine(
-        url or settings.database_url,
+        settings.database_url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
         # A Postgres restart leaves dead sockets in the pool; test them before use.
@@ -26,16 +26,15 @@ def get_engine(url: str | None = None) -> Engine:
     )
 
 
-@lru_cache(maxsize=4)
-def get_session_factory(url: str | None = None) -> sessionmaker[Session]:
-    """A session factory bound to the engine for `url`."""
-    return sessionmaker(bind=get_engine(url), expire_on_commit=False)
+@lru_cache(maxsize=1)
+def get_session_factory() -> sessionmaker[Session]:
+    return sessionmaker(bind=get_engine(), expire_on_commit=False)
 
 
 @contextmanager
-def transaction(url: str | None = None) -> Iterator[Session]:
+def transaction() -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any exception."""
-    session = get_session_factory(url)()
+    session = get_session_factory()()
     try:
         yield session
         session.commit()

@@ -30,7 +30,7 @@ def _job_json(job: Job, status: int) -> Response:
 def submit_job() -> Response:
     user = current_user()
     body = parse_body(JobCreate)
-    price_for(body.model)
+    price_for(body.model)  # an unknown model is refused here, before anything is written
     session = db()
     job = create_job(
         session,

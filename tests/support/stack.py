@@ -12,8 +12,7 @@ import requests
 
 from devstack.processes import BIN, ManagedProcess, free_port, http_ok, wait_until
 from devstack.stack import api_process, sim_process, worker_process
-
-FINAL = {"succeeded", "failed", "cancelled"}
+from shared.models import FINAL_STATUSES
 
 
 @dataclass
@@ -56,7 +55,7 @@ class RunningStack:
                 timeout=5,
             )
             seen.update(response.json())
-            return seen.get("status") in FINAL
+            return seen.get("status") in FINAL_STATUSES
 
         wait_until(final, timeout=timeout, interval=0.1, what=f"job {job_id} to finish")
         return seen
@@ -66,7 +65,9 @@ class RunningStack:
             process.stop()
 
 
-def start_stack(database_url: str, redis_url: str, log_dir: Path) -> RunningStack:
+def start_stack(
+    database_url: str, redis_url: str, log_dir: Path, sim_latency_ms: float = 0.0
+) -> RunningStack:
     """Start the simulator, the API under gunicorn and one Celery worker; wait until ready."""
     sim_port, api_port = free_port(), free_port()
     sim_url = f"http://127.0.0.1:{sim_port}"
@@ -81,7 +82,7 @@ def start_stack(database_url: str, redis_url: str, log_dir: Path) -> RunningStac
     }
     stack = RunningStack(f"http://127.0.0.1:{api_port}", sim_url, env, log_dir)
     try:
-        stack.processes["sim"] = sim_process(sim_port, log_dir).start()
+        stack.processes["sim"] = sim_process(sim_port, log_dir, sim_latency_ms).start()
         stack.processes["api"] = api_process(api_port, env, log_dir).start()
         stack.processes["worker"] = worker_process(env, log_dir, concurrency=4).start()
         wait_until(lambda: http_ok(f"{sim_url}/health"), timeout=30, what="the simulator")
