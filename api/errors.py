@@ -16,6 +16,7 @@ log = get_logger(__name__)
 STATUS_FOR: dict[type[errors.PromptqError], int] = {
     errors.MalformedJsonError: 400,
     errors.AuthenticationError: 401,
+    errors.ForbiddenError: 403,
     errors.NotFoundError: 404,
     errors.ConflictError: 409,
     errors.ValidationError: 422,

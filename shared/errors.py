@@ -30,6 +30,10 @@ class AuthenticationError(PromptqError):
     code = "unauthorized"
 
 
+class ForbiddenError(PromptqError):
+    code = "forbidden"
+
+
 class ValidationError(PromptqError):
     code = "validation_error"
 

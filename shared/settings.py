@@ -39,7 +39,20 @@ class Settings(BaseSettings):
     job_lease_s: int = Field(default=300, ge=10)
 
     max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # A batch of 10,000 jobs does not fit in the per-request limit above.
+    max_batch_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    max_batch_jobs: int = Field(default=10_000, ge=1)
     default_max_tokens: int = Field(default=1024, ge=1)
+
+    # Admission control. An empty admin key disables the admin API.
+    admin_api_key: str = ""
+    default_rpm_limit: int = Field(default=600, ge=1)
+    default_tpm_limit: int = Field(default=2_000_000, ge=1)
+    # Above this many messages waiting in the job queues, submissions get 503 + Retry-After.
+    max_queue_depth: int = Field(default=100_000, ge=1)
+    # Attempts a job may be billed for; its budget reservation covers this many worst cases.
+    max_billed_attempts: int = Field(default=3, ge=1)
+    webhook_secret_rotation_grace_s: int = Field(default=24 * 3600, ge=0)
 
     db_pool_size: int = Field(default=5, ge=1)
     log_level: str = "INFO"

@@ -2,19 +2,24 @@
 
 from shared.models.api_key import ApiKey
 from shared.models.attempt import JobAttempt
-from shared.models.base import Base
+from shared.models.base import Base, Money
+from shared.models.batch import Batch
 from shared.models.job import FINAL_STATUSES, Job, JobStatus, Priority
 from shared.models.usage import UsageRecord
 from shared.models.user import User
+from shared.models.webhook_endpoint import WebhookEndpoint
 
 __all__ = [
     "FINAL_STATUSES",
     "ApiKey",
     "Base",
+    "Batch",
     "Job",
     "JobAttempt",
     "JobStatus",
+    "Money",
     "Priority",
     "UsageRecord",
     "User",
+    "WebhookEndpoint",
 ]

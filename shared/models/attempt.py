@@ -9,8 +9,7 @@ from decimal import Decimal
 from sqlalchemy import DateTime, ForeignKey, Integer, String, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.models.base import Base
-from shared.models.job import Money
+from shared.models.base import Base, Money
 
 
 class JobAttempt(Base):

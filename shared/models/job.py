@@ -14,17 +14,15 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    Numeric,
     String,
+    UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.models.base import Base, created_at_column
-
-# Money: dollars with 10 decimal places, so a single token at $0.01/M tokens is still exact.
-Money = Numeric(20, 10)
+from shared.models.base import Base, Money, created_at_column
 
 
 class JobStatus(enum.StrEnum):
@@ -55,6 +53,21 @@ class Job(Base):
         CheckConstraint(f"priority IN ({_in(Priority)})", name="priority"),
         Index("ix_jobs_user_id_created_at", "user_id", "created_at"),
         Index("ix_jobs_status", "status"),
+        # One job per (user, Idempotency-Key); jobs without a key are not constrained.
+        Index(
+            "uq_jobs_user_id_idempotency_key",
+            "user_id",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+        ),
+        # Open reservations are summed at every admission of the user.
+        Index(
+            "ix_jobs_user_id_open_reservations",
+            "user_id",
+            postgresql_where=text("reserved_usd > 0"),
+        ),
+        UniqueConstraint("batch_id", "custom_id", name="uq_jobs_batch_id_custom_id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -69,6 +82,21 @@ class Job(Base):
     request: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
     # `metadata` is reserved on declarative classes, hence the attribute name.
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, nullable=False, default=dict)
+    # {"type": "text"} | {"type": "json_object"} | {"type": "json_schema", "schema": {...}}
+    response_format: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    callback_url: Mapped[str | None] = mapped_column(String(2048))
+    max_cost_usd: Mapped[Decimal | None] = mapped_column(Money)
+    # Worst-case cost held against the user's budgets until the job settles (then 0).
+    reserved_usd: Mapped[Decimal] = mapped_column(
+        Money, nullable=False, default=Decimal(0), server_default=text("0")
+    )
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    # SHA-256 of the canonical request body, to tell a true repeat from a reused key.
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    batch_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("batches.id", ondelete="CASCADE"), index=True
+    )
+    custom_id: Mapped[str | None] = mapped_column(String(64))
     result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 

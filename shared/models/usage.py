@@ -9,8 +9,7 @@ from decimal import Decimal
 from sqlalchemy import ForeignKey, Index, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.models.base import Base, created_at_column
-from shared.models.job import Money
+from shared.models.base import Base, Money, created_at_column
 
 
 class UsageRecord(Base):

@@ -35,19 +35,18 @@ def issue_key(session: Session, user: User) -> IssuedKey:
     return IssuedKey(key=key, plaintext=plaintext)
 
 
-def authenticate(session: Session, plaintext: str) -> User:
-    """The user owning a live key, or AuthenticationError."""
-    user = session.scalars(
-        select(User)
-        .join(ApiKey, ApiKey.user_id == User.id)
-        .where(
+def authenticate(session: Session, plaintext: str) -> ApiKey:
+    """The live (not revoked, not expired) key, or AuthenticationError."""
+    key = session.scalars(
+        select(ApiKey).where(
             ApiKey.key_hash == hash_key(plaintext),
             ApiKey.revoked_at.is_(None),
             or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > func.now()),
         )
     ).one_or_none()
-    if user is None:
+    if key is None:
         raise AuthenticationError(
-            "The API key is not valid. Create one with `promptq keys create`."
+            "The API key is not valid (unknown, revoked or expired). "
+            "Create one with `promptq keys create <user>`."
         )
-    return user
+    return key
