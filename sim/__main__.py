@@ -1,4 +1,4 @@
-"""CLI: `python -m sim --host 127.0.0.1 --port 8090 --latency-ms 0`."""
+"""CLI: `python -m sim --host 127.0.0.1 --port 8090 --latency-ms 0 [--fault KIND ...]`."""
 
 import argparse
 import logging
@@ -9,8 +9,9 @@ from types import FrameType
 
 from werkzeug.serving import make_server
 
-from sim.app import create_app
+from sim.app import FAULTS_EXTENSION, create_app
 from sim.config import SimConfig
+from sim.fault_kinds import FaultKind
 
 log = logging.getLogger("sim")
 
@@ -23,16 +24,51 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--latency-ms", type=float, default=0.0, help="delay before every completion answer"
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--latency-jitter-ms", type=float, default=0.0, help="up to this much extra delay"
+    )
+    parser.add_argument(
+        "--fault",
+        choices=[kind.value for kind in FaultKind],
+        help="inject this fault into completions (PUT /sim/faults overrides it per model)",
+    )
+    parser.add_argument(
+        "--fault-rate", type=float, default=1.0, help="share of calls that get --fault (0..1)"
+    )
+    parser.add_argument(
+        "--retry-after", type=float, default=1.0, help="seconds a rate_limit fault announces"
+    )
+    parser.add_argument(
+        "--hang-s", type=float, default=120.0, help="how long a hang holds a connection"
+    )
+    parser.add_argument("--seed", type=int, help="seed for latency jitter")
+    args = parser.parse_args(argv)
+    try:
+        args.config = config_from(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    return args
+
+
+def config_from(args: argparse.Namespace) -> SimConfig:
+    """The SimConfig the flags describe; ValueError for out-of-range values."""
+    return SimConfig(
+        latency_ms=args.latency_ms,
+        latency_jitter_ms=args.latency_jitter_ms,
+        fault=args.fault,
+        fault_rate=args.fault_rate,
+        retry_after_s=args.retry_after,
+        hang_s=args.hang_s,
+        seed=args.seed,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     """Serve until SIGTERM or SIGINT, then shut down cleanly and return 0."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s %(message)s")
-    server = make_server(
-        args.host, args.port, create_app(SimConfig(latency_ms=args.latency_ms)), threaded=True
-    )
+    app = create_app(args.config)
+    server = make_server(args.host, args.port, app, threaded=True)
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:
@@ -47,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     serving.start()
     log.info("listening on http://%s:%d", args.host, server.server_port)
     stop.wait()
+    # Hanging and delayed calls end now instead of pinning their threads for minutes.
+    app.extensions[FAULTS_EXTENSION].release()
     server.shutdown()
     serving.join()
     server.server_close()

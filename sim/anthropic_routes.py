@@ -5,8 +5,8 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from sim.config import SimConfig
-from sim.latency import latency_ms, wait
+from sim.fault_responses import anthropic_error, serve
+from sim.faults import FaultInjector, Plan
 from sim.replies import Completion, complete
 from sim.stats import RequestStats, model_of
 
@@ -28,8 +28,8 @@ class InvalidRequest(AnthropicError):
         super().__init__(400, "invalid_request_error", message)
 
 
-def create_anthropic_blueprint(config: SimConfig, stats: RequestStats) -> Blueprint:
-    """Routes for the Anthropic dialect, sharing `stats` with the rest of the app."""
+def create_anthropic_blueprint(injector: FaultInjector, stats: RequestStats) -> Blueprint:
+    """Routes for the Anthropic dialect, sharing `injector` and `stats` with the rest of the app."""
     blueprint = Blueprint("anthropic", __name__)
 
     @blueprint.post("/v1/messages")
@@ -38,10 +38,22 @@ def create_anthropic_blueprint(config: SimConfig, stats: RequestStats) -> Bluepr
         with stats.track(model_of(body)):
             _authenticate()
             model, messages, max_tokens, system = _validate(body)
-            wait(_latency(config))
-            # Fault injection belongs here: after validation, before the reply is built.
-            completion = complete(model, messages, max_tokens, system)
-            return jsonify(_message_body(model, completion))
+            plan = _plan(injector, model)
+            injector.wait(plan.latency_ms)
+            # Faults come after validation, so a malformed request is still a plain 400.
+            return serve(
+                plan,
+                model,
+                injector=injector,
+                stats=stats,
+                error=anthropic_error,
+                body=lambda violate: _message_body(
+                    model,
+                    complete(
+                        model, messages, max_tokens, system, form="prose" if violate else "text"
+                    ),
+                ),
+            )
 
     blueprint.register_error_handler(AnthropicError, _error_response)
     blueprint.after_request(_add_request_id)
@@ -91,9 +103,9 @@ def _validate(body: Any) -> tuple[str, list[dict[str, Any]], int, Any]:
     return model, messages, max_tokens, system
 
 
-def _latency(config: SimConfig) -> float:
+def _plan(injector: FaultInjector, model: str) -> Plan:
     try:
-        return latency_ms(config, request.headers)
+        return injector.plan(model, request.headers)
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from None
 

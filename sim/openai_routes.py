@@ -6,13 +6,14 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from sim.config import SimConfig
-from sim.latency import latency_ms, wait
-from sim.replies import Completion, complete
+from sim.fault_responses import openai_error, serve
+from sim.faults import FaultInjector, Plan
+from sim.replies import Completion, ReplyForm, complete
 from sim.stats import RequestStats, model_of
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 MAX_TOKENS_PARAMS = ("max_completion_tokens", "max_tokens")  # newer name wins when both are set
+RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 
 
 class OpenAIError(Exception):
@@ -31,8 +32,8 @@ class OpenAIError(Exception):
         self.code = code
 
 
-def create_openai_blueprint(config: SimConfig, stats: RequestStats) -> Blueprint:
-    """Routes for the OpenAI dialect, sharing `stats` with the rest of the app."""
+def create_openai_blueprint(injector: FaultInjector, stats: RequestStats) -> Blueprint:
+    """Routes for the OpenAI dialect, sharing `injector` and `stats` with the rest of the app."""
     blueprint = Blueprint("openai", __name__)
 
     @blueprint.post("/v1/chat/completions")
@@ -40,10 +41,20 @@ def create_openai_blueprint(config: SimConfig, stats: RequestStats) -> Blueprint
         body = request.get_json(force=True, silent=True)
         with stats.track(model_of(body)):
             _authenticate()
-            model, messages, max_tokens = _validate(body)
-            wait(_latency(config))
-            # Fault injection belongs here: after validation, before the reply is built.
-            return jsonify(_completion_body(model, complete(model, messages, max_tokens)))
+            model, messages, max_tokens, form = _validate(body)
+            plan = _plan(injector, model)
+            injector.wait(plan.latency_ms)
+            # Faults come after validation, so a malformed request is still a plain 400.
+            return serve(
+                plan,
+                model,
+                injector=injector,
+                stats=stats,
+                error=openai_error,
+                body=lambda violate: _completion_body(
+                    model, complete(model, messages, max_tokens, form="prose" if violate else form)
+                ),
+            )
 
     blueprint.register_error_handler(OpenAIError, _error_response)
     blueprint.after_request(_add_request_id)
@@ -60,7 +71,7 @@ def _authenticate() -> None:
         )
 
 
-def _validate(body: Any) -> tuple[str, list[dict[str, Any]], int | None]:
+def _validate(body: Any) -> tuple[str, list[dict[str, Any]], int | None, ReplyForm]:
     if not isinstance(body, dict):
         raise OpenAIError(400, "We could not parse the JSON body of your request.")
     model = body.get("model")
@@ -98,7 +109,7 @@ def _validate(body: Any) -> tuple[str, list[dict[str, Any]], int | None]:
             param="stream",
             code="unsupported_value",
         )
-    return model, messages, _max_tokens(body)
+    return model, messages, _max_tokens(body), _reply_form(body)
 
 
 def _validate_message(index: int, message: Any) -> None:
@@ -143,9 +154,33 @@ def _max_tokens(body: dict[str, Any]) -> int | None:
     return None
 
 
-def _latency(config: SimConfig) -> float:
+def _reply_form(body: dict[str, Any]) -> ReplyForm:
+    """JSON replies for response_format json_object / json_schema, as the real API promises."""
+    response_format = body.get("response_format")
+    if response_format is None:
+        return "text"
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    if kind not in RESPONSE_FORMATS:
+        raise OpenAIError(
+            400,
+            "Invalid value for 'response_format.type': expected one of "
+            "'text', 'json_object', 'json_schema'.",
+            param="response_format.type",
+            code="invalid_value",
+        )
+    if kind == "json_schema" and not isinstance(response_format.get("json_schema"), dict):
+        raise OpenAIError(
+            400,
+            "Missing required parameter: 'response_format.json_schema'.",
+            param="response_format.json_schema",
+            code="missing_required_parameter",
+        )
+    return "text" if kind == "text" else "json"
+
+
+def _plan(injector: FaultInjector, model: str) -> Plan:
     try:
-        return latency_ms(config, request.headers)
+        return injector.plan(model, request.headers)
     except ValueError as exc:
         raise OpenAIError(400, str(exc)) from None
 

@@ -3,10 +3,15 @@
 Tests import these to compute the exact content and usage the simulator will report.
 """
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+
+# "json": a JSON object, as OpenAI's response_format json_object / json_schema promise;
+# "prose": chatter that is no JSON at all, the answer a schema_violation fault gives instead.
+ReplyForm = Literal["text", "json", "prose"]
 
 # Roughly what real BPE tokenizers average on English text; good enough for cost maths.
 CHARS_PER_TOKEN = 4
@@ -56,13 +61,21 @@ def prompt_tokens(messages: Sequence[Mapping[str, Any]], system: Any = None) -> 
     return sum(count_tokens(text) + PER_MESSAGE_OVERHEAD for text in texts)
 
 
-def reply_text(model: str, messages: Sequence[Mapping[str, Any]]) -> str:
-    """The untruncated reply: names the model and echoes the start of the last user message."""
+def reply_text(model: str, messages: Sequence[Mapping[str, Any]], form: ReplyForm = "text") -> str:
+    """The untruncated reply: names the model and echoes the start of the last user message.
+
+    In "json" form that sentence is the `reply` field of a JSON object.
+    """
     last_user = next(
         (content_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"),
         "",
     )
-    return f"Simulated reply from {model} to: {last_user[:PROMPT_EXCERPT_CHARS]}"
+    text = f"Simulated reply from {model} to: {last_user[:PROMPT_EXCERPT_CHARS]}"
+    if form == "json":
+        return json.dumps({"reply": text})
+    if form == "prose":
+        return f"Sure! Here is what you asked for. {text}"
+    return text
 
 
 def complete(
@@ -70,9 +83,10 @@ def complete(
     messages: Sequence[Mapping[str, Any]],
     max_tokens: int | None,
     system: Any = None,
+    form: ReplyForm = "text",
 ) -> Completion:
     """The full simulated answer: text cut to `max_tokens` if needed, plus usage."""
-    text = reply_text(model, messages)
+    text = reply_text(model, messages, form)
     truncated = False
     if max_tokens is not None and count_tokens(text) > max_tokens:
         text = text[: max_tokens * CHARS_PER_TOKEN]

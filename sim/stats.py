@@ -1,4 +1,4 @@
-"""Thread-safe request counters, so tests can assert on traffic and concurrency."""
+"""Thread-safe request counters, so tests can assert on traffic, concurrency and faults."""
 
 import threading
 from collections import Counter
@@ -6,9 +6,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from sim.fault_kinds import FaultKind
+
 
 class RequestStats:
-    """Counts completion requests and tracks how many run at once."""
+    """Counts completion requests and injected faults, and tracks how many calls run at once,
+    overall and per model (a per-model concurrency cap is only observable per model)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -16,21 +19,35 @@ class RequestStats:
         self._by_model: Counter[str] = Counter()
         self._in_flight = 0
         self._max_in_flight = 0
+        self._in_flight_by_model: Counter[str] = Counter()
+        self._max_in_flight_by_model: dict[str, int] = {}
+        self._faults: Counter[str] = Counter()
 
     @contextmanager
     def track(self, model: str | None) -> Iterator[None]:
         """Count one request (under `model` if known) as in flight for the block's duration."""
         with self._lock:
             self._total += 1
-            if model is not None:
-                self._by_model[model] += 1
             self._in_flight += 1
             self._max_in_flight = max(self._max_in_flight, self._in_flight)
+            if model is not None:
+                self._by_model[model] += 1
+                self._in_flight_by_model[model] += 1
+                self._max_in_flight_by_model[model] = max(
+                    self._max_in_flight_by_model.get(model, 0), self._in_flight_by_model[model]
+                )
         try:
             yield
         finally:
             with self._lock:
                 self._in_flight -= 1
+                if model is not None:
+                    self._in_flight_by_model[model] -= 1
+
+    def record_fault(self, kind: FaultKind) -> None:
+        """Count one injected fault of `kind`."""
+        with self._lock:
+            self._faults[kind.value] += 1
 
     def snapshot(self) -> dict[str, Any]:
         """A consistent copy of all counters, as served by GET /sim/stats."""
@@ -40,6 +57,8 @@ class RequestStats:
                 "requests_by_model": dict(self._by_model),
                 "in_flight": self._in_flight,
                 "max_in_flight": self._max_in_flight,
+                "max_in_flight_by_model": dict(self._max_in_flight_by_model),
+                "faults_by_kind": dict(self._faults),
             }
 
     def reset(self) -> None:
@@ -51,6 +70,10 @@ class RequestStats:
             self._total = 0
             self._by_model.clear()
             self._max_in_flight = self._in_flight
+            self._max_in_flight_by_model = {
+                model: count for model, count in self._in_flight_by_model.items() if count
+            }
+            self._faults.clear()
 
 
 def model_of(body: Any) -> str | None:

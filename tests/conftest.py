@@ -25,6 +25,7 @@ from shared.db import get_engine, get_session_factory
 from shared.models import Base
 from shared.redis_client import get_redis
 from shared.settings import get_settings, normalize_database_url
+from sim.app import FAULTS_EXTENSION
 from sim.app import create_app as create_sim_app
 from sim.config import SimConfig
 
@@ -90,7 +91,7 @@ def start_sim() -> Iterator[StartSim]:
     """Start simulators on free ports (SimConfig kwargs pass through); yields base URLs."""
     running: list[tuple[BaseWSGIServer, threading.Thread]] = []
 
-    def start(**config: float) -> str:
+    def start(**config: object) -> str:
         server = make_server("127.0.0.1", 0, create_sim_app(SimConfig(**config)), threaded=True)
         # A short poll interval keeps shutdown (and so each test's teardown) quick.
         thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
@@ -100,6 +101,8 @@ def start_sim() -> Iterator[StartSim]:
 
     yield start
     for server, thread in running:
+        # Hanging fault calls would otherwise hold their threads for the whole hang.
+        server.app.extensions[FAULTS_EXTENSION].release()
         server.shutdown()
         thread.join()
         server.server_close()

@@ -248,6 +248,8 @@ def test_stats_count_requests_and_concurrency(start_sim: Callable[..., str]) -> 
         "requests_by_model": {},
         "in_flight": 0,
         "max_in_flight": 0,
+        "max_in_flight_by_model": {},
+        "faults_by_kind": {},
     }
 
 

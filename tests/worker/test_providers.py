@@ -11,11 +11,13 @@ from tests.conftest import StartSim
 from worker.providers.anthropic import AnthropicProvider
 from worker.providers.base import (
     BadRequestError,
+    InvalidOutputError,
     Message,
     ModelNotFoundError,
     OverloadedError,
     ProviderAuthError,
     ProviderConnectionError,
+    ProviderError,
     ProviderRequest,
     ProviderTimeoutError,
     RateLimitedError,
@@ -99,6 +101,45 @@ def test_slow_answer_is_a_timeout(start_sim: StartSim, adapter: object) -> None:
     with pytest.raises(ProviderTimeoutError) as caught:
         provider.complete(ProviderRequest("gpt-4o-mini", HELLO, max_tokens=5))
     assert caught.value.retryable
+
+
+@pytest.mark.parametrize(
+    ("adapter", "kind", "cls", "status"),
+    [
+        (_openai, "rate_limit", RateLimitedError, 429),
+        (_anthropic, "rate_limit", RateLimitedError, 429),
+        (_openai, "server_error", ServerError, 500),
+        (_anthropic, "server_error", ServerError, 500),
+        (_openai, "bad_gateway", ServerError, 502),
+        (_anthropic, "bad_gateway", ServerError, 502),
+        (_openai, "unavailable", ServerError, 503),
+        (_anthropic, "unavailable", ServerError, 503),
+        # OpenAI has no 529: it reports overload as a plain 503.
+        (_openai, "overloaded", ServerError, 503),
+        (_anthropic, "overloaded", OverloadedError, 529),
+        (_openai, "hang", ProviderTimeoutError, None),
+        (_anthropic, "hang", ProviderTimeoutError, None),
+        (_openai, "drop", ProviderConnectionError, None),
+        (_anthropic, "drop", ProviderConnectionError, None),
+        (_openai, "malformed", InvalidOutputError, None),
+        (_anthropic, "malformed", InvalidOutputError, None),
+    ],
+)
+def test_simulated_faults_map_onto_the_error_tree(
+    start_sim: StartSim, adapter: object, kind: str, cls: type[ProviderError], status: int | None
+) -> None:
+    """Every simulator fault comes out of both adapters as its one promptq error class."""
+    sim_url = start_sim(fault=kind, retry_after_s=2, hang_s=3)
+    provider = adapter(sim_url, timeout_s=0.5)  # type: ignore[operator]
+
+    with pytest.raises(ProviderError) as caught:
+        provider.complete(ProviderRequest("gpt-4o-mini", HELLO, max_tokens=5))
+
+    assert type(caught.value) is cls
+    assert caught.value.status == status
+    assert caught.value.retryable is (cls is not InvalidOutputError)
+    if isinstance(caught.value, RateLimitedError):
+        assert caught.value.retry_after_s == 2.0
 
 
 @pytest.mark.parametrize(
