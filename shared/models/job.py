@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     Uuid,
+    func,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -53,6 +55,13 @@ class Job(Base):
         CheckConstraint(f"priority IN ({_in(Priority)})", name="priority"),
         Index("ix_jobs_user_id_created_at", "user_id", "created_at"),
         Index("ix_jobs_status", "status"),
+        # The sweeper's scans: queued jobs by age, running jobs by lease expiry.
+        Index("ix_jobs_queued_at", "queued_at", postgresql_where=text("status = 'queued'")),
+        Index(
+            "ix_jobs_lease_expires_at",
+            "lease_expires_at",
+            postgresql_where=text("status = 'running'"),
+        ),
         # One job per (user, Idempotency-Key); jobs without a key are not constrained.
         Index(
             "uq_jobs_user_id_idempotency_key",
@@ -97,6 +106,16 @@ class Job(Base):
         ForeignKey("batches.id", ondelete="CASCADE"), index=True
     )
     custom_id: Mapped[str | None] = mapped_column(String(64))
+    # Opt-in exact-match response cache (only honoured for temperature 0).
+    cache: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=text("false")
+    )
+    # When the job (re)entered `queued`; the sweeper republishes jobs whose message is overdue.
+    queued_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    # A job put back after a long Retry-After is not claimable before this time.
+    not_before: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
