@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: dev test lint fmt install migrate clean-data
+.PHONY: dev test lint fmt install migrate clean-data fuzz
 
 # Reinstall only when the dependency list changes.
 $(STAMP): pyproject.toml
@@ -24,6 +24,12 @@ test: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: no tests were collected" >&2; exit 1; fi; \
 	exit $$rc
+
+# Schemathesis on a real gunicorn at full size (tests/fuzz/test_openapi_fuzz.py: over 2,000
+# requests); `make test` runs the same test small. FUZZ_SEED=<n> tries another seed.
+fuzz: $(STAMP)
+	FUZZ_MAX_EXAMPLES=$${FUZZ_MAX_EXAMPLES:-150} FUZZ_MIN_REQUESTS=$${FUZZ_MIN_REQUESTS:-2000} \
+	$(BIN)/pytest tests/fuzz -rA --timeout 1800 $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -6,7 +6,7 @@ from flask import Flask
 
 from api.errors import register_error_handlers
 from api.request_scope import register_request_scope
-from api.routes import health, jobs, models
+from api.routes import admin, batches, docs, health, jobs, keys, models, usage, webhooks
 from shared.logging import configure_logging
 from shared.settings import Settings, get_settings
 
@@ -23,4 +23,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(jobs.bp)
     app.register_blueprint(models.bp)
+    app.register_blueprint(batches.bp)
+    app.register_blueprint(keys.bp)
+    app.register_blueprint(usage.bp)
+    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(admin.bp)
+    app.register_blueprint(docs.bp)
     return app

@@ -1,13 +1,57 @@
-"""`promptq`: the admin command line (users and API keys)."""
+"""`promptq`: the admin command line (users, their budgets and their API keys)."""
 
 from __future__ import annotations
 
-import click
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, TypeVar
 
+import click
+import pydantic
+from click.core import ParameterSource
+
+from api.schemas_admin import BudgetUsd, KeyCreate, UserCreate, money, path_id
 from shared.db import transaction
 from shared.errors import PromptqError
-from shared.repositories.api_keys import issue_key
-from shared.repositories.users import create_user, get_user_by_name
+from shared.models import ApiKey
+from shared.repositories.api_keys import get_key, issue_key, list_keys, revoke_key
+from shared.repositories.users import (
+    create_user,
+    get_user_by_name,
+    list_users,
+    set_budgets,
+)
+
+ModelT = TypeVar("ModelT", bound=pydantic.BaseModel)
+CLEAR = "none"
+_budget = pydantic.TypeAdapter(BudgetUsd)
+
+
+class BudgetParam(click.ParamType):
+    """Dollars as a decimal (at most 10 places, not negative), or "none" for no ceiling."""
+
+    name = "USD|none"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and value.strip().lower() == CLEAR:
+            return None
+        try:
+            return _budget.validate_python(str(value).strip())
+        except pydantic.ValidationError as exc:
+            self.fail(f"{value!r}: {exc.errors()[0]['msg']}", param, ctx)
+
+
+def _fail(exc: PromptqError) -> click.ClickException:
+    return click.ClickException(exc.message)
+
+
+def _checked(model: type[ModelT], **fields: Any) -> ModelT:
+    """The same validation as the admin API's body, as a usage error (exit 2)."""
+    try:
+        return model.model_validate(fields)
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        raise click.UsageError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
 
 
 @click.group()
@@ -24,12 +68,49 @@ def users() -> None:
 @click.argument("name")
 def users_create(name: str) -> None:
     """Create a user called NAME and print its id."""
+    checked = _checked(UserCreate, name=name)
     try:
         with transaction() as session:
-            user = create_user(session, name)
+            user = create_user(session, checked.name)
     except PromptqError as exc:
-        raise click.ClickException(exc.message) from None
+        raise _fail(exc) from None
     click.echo(str(user.id))
+
+
+@users.command("list")
+def users_list() -> None:
+    """Print every user: id, name, daily and monthly budget in USD ("none": no ceiling)."""
+    with transaction() as session:
+        everyone = list_users(session)
+    for user in everyone:
+        daily = money(user.daily_budget_usd) or CLEAR
+        monthly = money(user.monthly_budget_usd) or CLEAR
+        click.echo(f"{user.id}\t{user.name}\t{daily}\t{monthly}")
+
+
+@users.command("set-budget")
+@click.argument("name")
+@click.option("--daily", type=BudgetParam(), help='USD per UTC day, or "none" to clear.')
+@click.option("--monthly", type=BudgetParam(), help='USD per calendar month, or "none".')
+@click.pass_context
+def users_set_budget(ctx: click.Context, name: str, daily: Any, monthly: Any) -> None:
+    """Set the daily and/or monthly budget of user NAME."""
+    changes: dict[str, Decimal | None] = {}
+    # An option left out keeps its budget; only an explicit value (or "none") changes it.
+    if ctx.get_parameter_source("daily") == ParameterSource.COMMANDLINE:
+        changes["daily_budget_usd"] = daily
+    if ctx.get_parameter_source("monthly") == ParameterSource.COMMANDLINE:
+        changes["monthly_budget_usd"] = monthly
+    if not changes:
+        raise click.UsageError("Give --daily and/or --monthly.")
+    try:
+        with transaction() as session:
+            user = set_budgets(session, get_user_by_name(session, name), changes)
+    except PromptqError as exc:
+        raise _fail(exc) from None
+    daily_out = money(user.daily_budget_usd) or CLEAR
+    monthly_out = money(user.monthly_budget_usd) or CLEAR
+    click.echo(f"{user.name}: daily {daily_out}, monthly {monthly_out}")
 
 
 @main.group()
@@ -39,11 +120,60 @@ def keys() -> None:
 
 @keys.command("create")
 @click.argument("user")
-def keys_create(user: str) -> None:
+@click.option("--name", help="A label to tell the key apart.")
+@click.option(
+    "--expires-in-days", type=click.IntRange(1, 3650), help="Expire the key after N days."
+)
+def keys_create(user: str, name: str | None, expires_in_days: int | None) -> None:
     """Create an API key for USER (a user name) and print it; it is shown only this once."""
+    checked = _checked(KeyCreate, name=name, expires_in_days=expires_in_days)
     try:
         with transaction() as session:
-            issued = issue_key(session, get_user_by_name(session, user))
+            issued = issue_key(
+                session,
+                get_user_by_name(session, user),
+                name=checked.name,
+                expires_at=checked.expiry(),
+            )
     except PromptqError as exc:
-        raise click.ClickException(exc.message) from None
+        raise _fail(exc) from None
     click.echo(issued.plaintext)
+
+
+def _status(key: ApiKey, now: datetime) -> str:
+    if key.revoked_at is not None:
+        return "revoked"
+    if key.expires_at is not None and key.expires_at <= now:
+        return "expired"
+    return "active"
+
+
+@keys.command("list")
+@click.argument("user")
+def keys_list(user: str) -> None:
+    """Print USER's keys (never the key itself): id, prefix, name, status, created, expires."""
+    try:
+        with transaction() as session:
+            owned = list_keys(session, get_user_by_name(session, user).id)
+    except PromptqError as exc:
+        raise _fail(exc) from None
+    now = datetime.now(UTC)
+    for key in owned:
+        expires = key.expires_at.isoformat() if key.expires_at else "never"
+        click.echo(
+            f"{key.id}\t{key.prefix}\t{key.name or '-'}\t{_status(key, now)}\t"
+            f"{key.created_at.isoformat()}\t{expires}"
+        )
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+def keys_revoke(key_id: str) -> None:
+    """Revoke the key with id KEY_ID (from `promptq keys list`); it stops working at once."""
+    try:
+        with transaction() as session:
+            key = revoke_key(session, get_key(session, path_id(key_id, "API key")))
+    except PromptqError as exc:
+        raise _fail(exc) from None
+    assert key.revoked_at is not None  # revoke_key sets it
+    click.echo(f"revoked {key.id} ({key.prefix}) at {key.revoked_at.isoformat()}")

@@ -1,24 +1,45 @@
-"""Request and response models at the API edge (pydantic)."""
+"""Request and response models for jobs at the API edge (pydantic)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    PlainSerializer,
+    TypeAdapter,
+    ValidationInfo,
+    field_validator,
+)
 
-from shared.models import Job
+from api.schemas_fields import METADATA_DOC, NO_NUL, ResponseFormat, small_metadata
+from shared.models import Job, JobStatus
+from shared.pricing import PRICE_TABLE
+from shared.settings import get_settings
 
-MAX_METADATA_KEYS = 16
-MAX_METADATA_BYTES = 4096
+MAX_FALLBACKS = 5
+_HTTP_URL = TypeAdapter(HttpUrl)
+# Documented, not enforced by pydantic: an unknown model is refused as `unknown_model`.
+KNOWN_MODELS: dict[str, Any] = {"enum": sorted(PRICE_TABLE)}
+
+
+def usd(value: Decimal) -> str:
+    """Dollars as a plain decimal string, so no precision is lost in JSON."""
+    return format(value.normalize(), "f")
 
 
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: Literal["system", "user", "assistant"]
-    content: str = Field(min_length=1, max_length=200_000)
+    content: str = Field(min_length=1, max_length=200_000, pattern=NO_NUL)
 
 
 class JobCreate(BaseModel):
@@ -26,12 +47,36 @@ class JobCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field(min_length=1, max_length=100, description="A model from GET /v1/models.")
+    model: str = Field(
+        min_length=1,
+        max_length=100,
+        description="A model from GET /v1/models.",
+        json_schema_extra=KNOWN_MODELS,
+    )
     messages: list[ChatMessage] = Field(min_length=1, max_length=256)
     max_tokens: int | None = Field(default=None, ge=1, le=32768)
     temperature: float | None = Field(default=None, ge=0, le=2)
     priority: Literal["high", "normal", "low"] = "normal"
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(default_factory=dict, json_schema_extra=METADATA_DOC)
+    fallbacks: list[
+        Annotated[str, Field(min_length=1, max_length=100, json_schema_extra=KNOWN_MODELS)]
+    ] = Field(
+        default_factory=list,
+        max_length=MAX_FALLBACKS,
+        json_schema_extra={"uniqueItems": True},
+        description="Models to try in order when `model` fails; each from GET /v1/models.",
+    )
+    response_format: ResponseFormat | None = None
+    callback_url: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2048,
+        pattern=r"^https?://",
+        description="http(s) URL.",
+    )
+    max_cost_usd: Decimal | None = Field(
+        default=None, gt=0, max_digits=20, decimal_places=10, description="Dollars, at most."
+    )
 
     @field_validator("messages")
     @classmethod
@@ -43,17 +88,84 @@ class JobCreate(BaseModel):
     @field_validator("metadata")
     @classmethod
     def _small_metadata(cls, metadata: dict[str, Any]) -> dict[str, Any]:
-        if len(metadata) > MAX_METADATA_KEYS:
-            raise ValueError(f"at most {MAX_METADATA_KEYS} keys")
-        if len(json.dumps(metadata)) > MAX_METADATA_BYTES:
-            raise ValueError(f"at most {MAX_METADATA_BYTES} bytes of JSON")
-        return metadata
+        return small_metadata(metadata)
+
+    @field_validator("callback_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is not None:
+            _HTTP_URL.validate_python(url)
+        return url
+
+    @field_validator("fallbacks")
+    @classmethod
+    def _distinct_models(cls, fallbacks: list[str], info: ValidationInfo) -> list[str]:
+        models = [info.data.get("model"), *fallbacks]
+        if len(set(models)) != len(models):
+            raise ValueError("fallbacks must differ from `model` and from each other")
+        return fallbacks
+
+    def models(self) -> list[str]:
+        """The model, then its fallbacks, in the order they would be tried."""
+        return [self.model, *self.fallbacks]
+
+    def contents(self) -> list[str]:
+        return [m.content for m in self.messages]
+
+    def effective_max_tokens(self) -> int:
+        return self.max_tokens or get_settings().default_max_tokens
+
+    def response_format_json(self) -> dict[str, Any] | None:
+        if self.response_format is None:
+            return None
+        return self.response_format.model_dump(mode="json", by_alias=True)
+
+    def canonical(self) -> dict[str, Any]:
+        """The validated body as plain JSON values (field names as the client sends them)."""
+        return self.model_dump(mode="json", by_alias=True)
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the canonical body: equal for a true repeat, whatever the key order."""
+        canonical = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class JobListQuery(BaseModel):
+    """Query string of GET /v1/jobs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(default=20, ge=1, le=100)
+    cursor: str | None = Field(default=None, min_length=1, max_length=200)
+    status: JobStatus | None = None
+    priority: Literal["high", "normal", "low"] | None = None
+    model: str | None = Field(default=None, min_length=1, max_length=100)
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+    @field_validator("created_after", "created_before", mode="before")
+    @classmethod
+    def _iso_8601(cls, value: object) -> datetime:
+        # Only ISO 8601 text: pydantic's lax mode would also read "1.5" as a Unix time.
+        try:
+            parsed = datetime.fromisoformat(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise ValueError("must be an ISO 8601 date-time, e.g. 2026-03-01T12:00:00Z") from None
+        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 class Usage(BaseModel):
     input_tokens: int
     output_tokens: int
     total_tokens: int
+
+    @classmethod
+    def of(cls, input_tokens: int, output_tokens: int) -> Usage:
+        return cls(
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            total_tokens=input_tokens + output_tokens,
+        )
 
 
 class JobOut(BaseModel):
@@ -64,11 +176,17 @@ class JobOut(BaseModel):
     status: str
     priority: str
     model: str
+    fallbacks: list[str]
+    response_format: dict[str, Any] | None
+    callback_url: str | None
+    max_cost_usd: str | None
     result: dict[str, Any] | None
     error: dict[str, Any] | None
     usage: Usage
     cost_usd: str = Field(description="Decimal dollars, as a string so no precision is lost.")
     metadata: dict[str, Any]
+    batch_id: str | None
+    custom_id: str | None
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -81,17 +199,55 @@ class JobOut(BaseModel):
             status=job.status,
             priority=job.priority,
             model=job.model,
+            fallbacks=job.fallbacks,
+            response_format=job.response_format,
+            callback_url=job.callback_url,
+            max_cost_usd=None if job.max_cost_usd is None else usd(job.max_cost_usd),
             result=job.result,
             error=job.error,
-            usage=Usage(
-                input_tokens=job.input_tokens,
-                output_tokens=job.output_tokens,
-                total_tokens=job.input_tokens + job.output_tokens,
-            ),
-            cost_usd=format(job.cost_usd.normalize(), "f"),
+            usage=Usage.of(job.input_tokens, job.output_tokens),
+            cost_usd=usd(job.cost_usd),
             metadata=job.meta,
+            batch_id=None if job.batch_id is None else str(job.batch_id),
+            custom_id=job.custom_id,
             created_at=job.created_at,
             started_at=job.started_at,
             finished_at=job.finished_at,
             status_url=status_url,
         )
+
+
+class AttemptOut(BaseModel):
+    """One provider call made for a job."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    number: int
+    provider: str
+    model: str
+    outcome: str
+    error_code: str | None
+    error_message: str | None
+    latency_ms: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: Annotated[Decimal, PlainSerializer(usd, return_type=str)]
+    started_at: datetime
+    finished_at: datetime
+
+
+class JobList(BaseModel):
+    """A page of the caller's jobs, newest first."""
+
+    object: Literal["list"] = "list"
+    data: list[JobOut]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` to get the next page; null on the last page."
+    )
+
+
+class AttemptList(BaseModel):
+    """A job's attempts in the order they were made."""
+
+    object: Literal["list"] = "list"
+    data: list[AttemptOut]

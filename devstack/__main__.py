@@ -18,7 +18,15 @@ from types import FrameType
 
 from devstack.embedded import start_embedded
 from devstack.processes import BIN, ManagedProcess, http_ok, wait_until
-from devstack.stack import ROOT, api_process, flower_process, migrate, sim_process, worker_process
+from devstack.stack import (
+    ROOT,
+    api_process,
+    beat_process,
+    flower_process,
+    migrate,
+    sim_process,
+    worker_process,
+)
 from shared.settings import normalize_database_url
 
 DEMO_USER = "demo"
@@ -85,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             processes.append(sim_process(args.sim_port, log_dir).start())
         processes.append(api_process(args.api_port, env, log_dir).start())
         processes.append(worker_process(env, log_dir).start())
+        processes.append(beat_process(env, log_dir).start())
         processes.append(flower_process(args.flower_port, env, log_dir).start())
 
         api = f"http://127.0.0.1:{args.api_port}"

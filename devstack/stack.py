@@ -9,7 +9,7 @@ from alembic import command
 from alembic.config import Config
 
 from devstack.processes import BIN, ManagedProcess
-from shared.queueing import JOB_QUEUE_ORDER
+from shared.queueing import WORKER_QUEUES
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,7 +60,7 @@ def worker_process(
         "worker.celery_app",
         "worker",
         "--queues",
-        ",".join(JOB_QUEUE_ORDER),
+        ",".join(WORKER_QUEUES),
         "--pool",
         "threads",
         "--hostname",
@@ -73,6 +73,22 @@ def worker_process(
     if concurrency is not None:
         argv += ["--concurrency", str(concurrency)]
     return ManagedProcess(name, argv, env, log_dir / f"{name}.log", cwd=ROOT)
+
+
+def beat_process(env: Mapping[str, str], log_dir: Path) -> ManagedProcess:
+    """Celery beat: schedules the sweeper. Run exactly one per deployment."""
+    schedule = log_dir / "celerybeat-schedule"
+    argv = [
+        str(BIN / "celery"),
+        "-A",
+        "worker.celery_app",
+        "beat",
+        "--loglevel",
+        "INFO",
+        "--schedule",
+        str(schedule),
+    ]
+    return ManagedProcess("beat", argv, env, log_dir / "beat.log", cwd=ROOT)
 
 
 def flower_process(port: int, env: Mapping[str, str], log_dir: Path) -> ManagedProcess:

@@ -7,9 +7,12 @@ stored in Redis, so a publish still reaches its queue after Redis lost every key
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import lru_cache
+from typing import Any
 
 from celery import Celery
+from kombu import Producer
 
 from shared.models.job import Priority
 from shared.settings import Settings, get_settings
@@ -19,6 +22,12 @@ JOB_QUEUES: dict[str, str] = {p.value: f"{QUEUE_PREFIX}.{p.value}" for p in Prio
 # Consumption order: a worker always takes from the first non-empty queue of this list.
 JOB_QUEUE_ORDER: tuple[str, ...] = tuple(JOB_QUEUES[p] for p in ("high", "normal", "low"))
 RUN_JOB_TASK = "promptq.run_job"
+SWEEP_TASK = "promptq.sweep"
+# Maintenance first, so a backlog of jobs never starves the sweeper.
+MAINTENANCE_QUEUE = "promptq.maintenance"
+WORKER_QUEUES: tuple[str, ...] = (MAINTENANCE_QUEUE, *JOB_QUEUE_ORDER)
+# Publishes buffered before one pipelined round trip to Redis.
+PUBLISH_BATCH_SIZE = 1000
 
 
 def queue_for(priority: str) -> str:
@@ -43,25 +52,55 @@ def broker_transport_options(settings: Settings) -> dict[str, object]:
     }
 
 
-@lru_cache(maxsize=1)
-def producer_app() -> Celery:
-    """A Celery app used only to publish; the API never imports the worker's app."""
-    settings = get_settings()
-    app = Celery("promptq-producer", broker=settings.redis_url)
-    app.conf.broker_transport_options = broker_transport_options(settings)
+def _producer(name: str, transport_options: dict[str, object]) -> Celery:
+    app = Celery(name, broker=get_settings().redis_url)
+    app.conf.broker_transport_options = transport_options
     app.conf.broker_connection_retry_on_startup = True
     return app
 
 
-def publish_job(job_id: str, priority: str) -> None:
-    """Enqueue a run of `job_id`; the job row must already be committed."""
+@lru_cache(maxsize=1)
+def producer_app() -> Celery:
+    """A Celery app used only to publish; the API never imports the worker's app."""
+    return _producer("promptq-producer", broker_transport_options(get_settings()))
+
+
+@lru_cache(maxsize=1)
+def bulk_producer_app() -> Celery:
+    """producer_app for many messages at once. Kombu pipelines a batch of publishes only when
+    the connection does not retry a timed-out command (a replayed pipeline could push twice), so
+    this one does not; a failed batch is left to the sweeper, like any failed publish."""
+    options = broker_transport_options(get_settings()) | {"retry_on_timeout": False}
+    return _producer("promptq-bulk-producer", options)
+
+
+def _send(
+    app: Celery, job_id: str, priority: str, producer: Producer | None = None, **options: Any
+) -> None:
     queue = queue_for(priority)
-    producer_app().send_task(
+    app.send_task(
         RUN_JOB_TASK,
         args=[job_id],
         queue=queue,
         exchange="",
         routing_key=queue,
+        producer=producer,
         retry=True,
+        **options,
         retry_policy={"max_retries": 3, "interval_start": 0.1, "interval_step": 0.5},
     )
+
+
+def publish_job(job_id: str, priority: str) -> None:
+    """Enqueue a run of `job_id`; the job row must already be committed."""
+    _send(producer_app(), job_id, priority)
+
+
+def publish_jobs(jobs: Iterable[tuple[str, str]]) -> None:
+    """Enqueue runs of many committed jobs, given as (job_id, priority): one producer
+    connection, and the LPUSHes sent in pipelined batches rather than a round trip each."""
+    app = bulk_producer_app()
+    with app.producer_or_acquire() as producer, producer.batch(max_size=PUBLISH_BATCH_SIZE):
+        for job_id, priority in jobs:
+            # No queue declaration per message: the anonymous exchange needs no bindings.
+            _send(app, job_id, priority, producer, declare=[])

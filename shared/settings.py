@@ -54,6 +54,42 @@ class Settings(BaseSettings):
     max_billed_attempts: int = Field(default=3, ge=1)
     webhook_secret_rotation_grace_s: int = Field(default=24 * 3600, ge=0)
 
+    # Retry and fallback (worker/pipeline.py).
+    max_attempts_per_model: int = Field(default=3, ge=1)
+    retry_base_s: float = Field(default=0.5, gt=0)
+    retry_cap_s: float = Field(default=20.0, gt=0)
+    # A wait longer than this puts the job back (queued, not before a time) instead of holding
+    # a worker slot while it sleeps.
+    retry_inline_max_s: float = Field(default=10.0, ge=0)
+
+    # Circuit breaker per provider+model, shared by all workers in Redis.
+    breaker_window_s: float = Field(default=30.0, gt=0)
+    breaker_min_calls: int = Field(default=10, ge=1)
+    breaker_failure_threshold: float = Field(default=0.5, gt=0, le=1)
+    breaker_cooldown_s: float = Field(default=30.0, gt=0)
+    breaker_half_open_probes: int = Field(default=1, ge=1)
+
+    # In-flight call caps shared by all workers; a permit expires so a dead worker's comes back.
+    model_concurrency_cap: int = Field(default=64, ge=1)
+    model_concurrency_caps: dict[str, int] = Field(default_factory=dict)
+    provider_concurrency_cap: int = Field(default=256, ge=1)
+    permit_wait_s: float = Field(default=30.0, ge=0)
+    # Requests and tokens per minute per provider, shared by all workers; unset = unlimited.
+    openai_rpm: int | None = Field(default=None, ge=1)
+    openai_tpm: int | None = Field(default=None, ge=1)
+    anthropic_rpm: int | None = Field(default=None, ge=1)
+    anthropic_tpm: int | None = Field(default=None, ge=1)
+
+    response_cache_ttl_s: int = Field(default=3600, ge=1)
+
+    # Sweeper (Celery beat): republish queued jobs whose message went missing, and return jobs
+    # whose worker's lease expired, up to max_deliveries, then fail them as worker_lost.
+    sweep_interval_s: float = Field(default=10.0, gt=0)
+    requeue_grace_s: float = Field(default=30.0, ge=0)
+    max_deliveries: int = Field(default=5, ge=1)
+    # SIGTERM: in-flight calls get this long to finish before the rest go back to the queue.
+    shutdown_grace_s: float = Field(default=60.0, ge=0)
+
     db_pool_size: int = Field(default=5, ge=1)
     log_level: str = "INFO"
     log_json: bool = True

@@ -5,23 +5,37 @@ Run with `celery -A worker.celery_app worker -Q jobs.high,jobs.normal,jobs.low -
 
 from __future__ import annotations
 
+import os
+import threading
 from typing import Any
 
 from celery import Celery
-from celery.signals import setup_logging
+from celery.signals import setup_logging, worker_shutdown, worker_shutting_down
 from kombu import Queue
 
-from shared.logging import configure_logging
-from shared.queueing import JOB_QUEUE_ORDER, broker_transport_options
+from shared.logging import configure_logging, get_logger
+from shared.queueing import (
+    MAINTENANCE_QUEUE,
+    SWEEP_TASK,
+    WORKER_QUEUES,
+    broker_transport_options,
+)
 from shared.settings import Settings, get_settings
+from worker.lease_keeper import get_lease_keeper
+
+log = get_logger(__name__)
 
 
 def create_celery(settings: Settings | None = None) -> Celery:
     """Build the worker's Celery app from settings."""
     settings = settings or get_settings()
-    celery = Celery("promptq", broker=settings.redis_url, include=["worker.tasks.run_job"])
+    celery = Celery(
+        "promptq",
+        broker=settings.redis_url,
+        include=["worker.tasks.run_job", "worker.tasks.sweep"],
+    )
     celery.conf.update(
-        task_queues=[Queue(name, routing_key=name) for name in JOB_QUEUE_ORDER],
+        task_queues=[Queue(name, routing_key=name) for name in WORKER_QUEUES],
         task_default_queue="jobs.normal",
         broker_transport_options=broker_transport_options(settings),
         broker_connection_retry_on_startup=True,
@@ -36,6 +50,19 @@ def create_celery(settings: Settings | None = None) -> Celery:
         worker_send_task_events=True,
         task_send_sent_event=True,
         worker_hijack_root_logger=False,
+        beat_schedule={
+            "sweep": {
+                "task": SWEEP_TASK,
+                "schedule": settings.sweep_interval_s,
+                "options": {
+                    "queue": MAINTENANCE_QUEUE,
+                    "exchange": "",
+                    "routing_key": MAINTENANCE_QUEUE,
+                    # A sweep nobody ran in time is superseded by the next one.
+                    "expires": settings.sweep_interval_s * 2,
+                },
+            }
+        },
     )
     return celery
 
@@ -44,6 +71,26 @@ def create_celery(settings: Settings | None = None) -> Celery:
 def _configure_logging(**_: Any) -> None:
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
+
+
+@worker_shutting_down.connect
+def _bound_the_shutdown(**_: Any) -> None:
+    """SIGTERM: running calls get `shutdown_grace_s` to finish; then their jobs go back to the
+    queue and the process exits, rather than waiting on a slow provider indefinitely."""
+
+    def give_up() -> None:
+        get_lease_keeper().release_all()
+        log.warning("worker.shutdown_grace_expired")
+        os._exit(0)
+
+    timer = threading.Timer(get_settings().shutdown_grace_s, give_up)
+    timer.daemon = True
+    timer.start()
+
+
+@worker_shutdown.connect
+def _return_unfinished_jobs(**_: Any) -> None:
+    get_lease_keeper().release_all()
 
 
 app = create_celery()

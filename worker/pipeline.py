@@ -1,61 +1,217 @@
-"""The path of one attempt: provider call, timing, classification and cost.
+"""The path of one job through its model chain: cache -> breaker -> permit -> rate limit ->
+provider -> classify -> retry, back off, fall back or requeue.
 
-It touches no database: the task that calls it holds no connection while the model answers.
+It touches no database. What it must persist goes through an AttemptSink the task provides, so
+the task alone opens transactions, and no connection is held while a model answers.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any, Protocol
 
-from shared.logging import get_logger
+from shared.cost_estimate import estimated_tokens, prompt_tokens_upper_bound
 from shared.pricing import price_for
-from worker.providers.base import ProviderError, ProviderRequest, ProviderResponse, ServerError
-from worker.providers.registry import provider_for
+from worker import response_cache
+from worker.attempt import AttemptResult, run_attempt
+from worker.output_validation import validate_output
+from worker.policies import Policies
+from worker.providers.base import (
+    FinalProviderError,
+    InvalidOutputError,
+    ProviderError,
+    ProviderRequest,
+    RateLimitedError,
+    RetryableProviderError,
+)
+from worker.resilience.backoff import compute_backoff
 
-log = get_logger(__name__)
+__all__ = ["AttemptResult", "JobSpec", "Outcome", "run_attempt", "run_chain"]
+
+
+class CircuitOpenError(RetryableProviderError):
+    code = "circuit_open"
+
+
+class MaxCostExceededError(FinalProviderError):
+    code = "max_cost_exceeded"
+
+
+class AttemptSink(Protocol):
+    def save(self, attempt: AttemptResult) -> bool:
+        """Persist a non-final attempt (and its charge); False when the job's lease was lost."""
+        ...
+
+    def cancelled(self) -> bool:
+        """Whether the user cancelled the job meanwhile."""
+        ...
 
 
 @dataclass(frozen=True)
-class AttemptResult:
-    provider: str
-    model: str
-    response: ProviderResponse | None
-    error: ProviderError | None
-    latency_ms: int
-    cost_usd: Decimal
-    started_at: datetime
-    finished_at: datetime
+class JobSpec:
+    models: tuple[str, ...]
+    request: ProviderRequest
+    response_format: dict[str, Any] | None
+    cache: bool
+    cost_cap: Decimal | None
+    spent: Decimal
 
 
-def run_attempt(request: ProviderRequest) -> AttemptResult:
-    """Call the model once; a provider failure comes back as `error`, never as an exception."""
-    provider = provider_for(request.model)
-    started_at = datetime.now(UTC)
-    clock = time.perf_counter()
-    response: ProviderResponse | None = None
+@dataclass(frozen=True)
+class Outcome:
+    """`final` is the attempt to commit with the job's final state (None when nothing ran);
+    `requeue_at` set means the job goes back to the queue instead; `abandoned` means stop
+    writing (lease lost or cancelled)."""
+
+    final: AttemptResult | None = None
     error: ProviderError | None = None
-    try:
-        response = provider.complete(request)
-    except ProviderError as exc:
-        error = exc
-    except Exception as exc:
-        # An adapter bug must not strand the job in `running`; record it as a server error.
-        log.exception("provider.unexpected_error", model=request.model)
-        error = ServerError(f"Unexpected {type(exc).__name__} while calling the provider.")
-    latency_ms = round((time.perf_counter() - clock) * 1000)
-    cost = Decimal(0)
-    if response is not None:
-        cost = price_for(request.model).cost(response.input_tokens, response.output_tokens)
-    return AttemptResult(
-        provider=provider.name,
-        model=request.model,
-        response=response,
-        error=error,
-        latency_ms=latency_ms,
-        cost_usd=cost,
-        started_at=started_at,
-        finished_at=datetime.now(UTC),
-    )
+    requeue_at: datetime | None = None
+    abandoned: bool = False
+
+
+def _skipped(model: str, error: ProviderError) -> AttemptResult:
+    now = datetime.now(UTC)
+    return AttemptResult(price_for(model).provider, model, None, error, 0, Decimal(0), now, now)
+
+
+def run_chain(
+    spec: JobSpec,
+    policies: Policies,
+    sink: AttemptSink,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Outcome:
+    """Run the job to an outcome: success on some model, failure after the chain, or requeue."""
+    settings = policies.settings
+    contents = [m.content for m in spec.request.messages]
+    prompt_bound = prompt_tokens_upper_bound(contents)
+    tokens = estimated_tokens(contents, spec.request.max_tokens)
+    spent = spec.spent
+    last: AttemptResult | None = None
+    pending: AttemptResult | None = None
+
+    def flush() -> bool:
+        nonlocal pending
+        saved = pending is None or sink.save(pending)
+        pending = None
+        return saved
+
+    for model in spec.models:
+        price = price_for(model)
+        key = f"{price.provider}:{model}"
+        request = replace(spec.request, model=model)
+        backoff_ms = 0
+        for number in range(1, settings.max_attempts_per_model + 1):
+            if not flush() or sink.cancelled():
+                return Outcome(abandoned=True)
+            worst = price.cost(prompt_bound, request.max_tokens)
+            if spec.cost_cap is not None and spent + worst > spec.cost_cap:
+                # `last` is already saved: the failure is committed without a further attempt.
+                return Outcome(
+                    error=MaxCostExceededError(
+                        f"Another call to {model} could cost up to ${worst} and the job's cap "
+                        f"(${spec.cost_cap}) has ${spec.cost_cap - spent} left."
+                    ),
+                )
+            cache_key = None
+            if response_cache.cacheable(request, spec.cache):
+                cache_key = response_cache.cache_key(request, spec.response_format)
+                hit = response_cache.lookup(policies.redis, cache_key)
+                if hit is not None:
+                    now = datetime.now(UTC)
+                    cached = AttemptResult(
+                        price.provider, model, hit, None, 0, Decimal(0), now, now, cached=True
+                    )
+                    return Outcome(final=cached)
+            permit = policies.breaker.allow(key)
+            if permit is None:
+                pending = _skipped(model, CircuitOpenError(f"The circuit for {key} is open."))
+                last = pending
+                break
+            wait = _wait_for_capacity(policies, key, model, price.provider, tokens, sleep)
+            if wait is not None:
+                policies.breaker.record(permit, success=True)
+                return Outcome(requeue_at=datetime.now(UTC) + timedelta(seconds=wait))
+            slot = policies.permits.acquire_blocking(
+                key,
+                policies.model_cap(model),
+                settings.provider_timeout_s + 30,
+                timeout=settings.permit_wait_s,
+            )
+            if slot is None:
+                policies.breaker.record(permit, success=True)
+                return Outcome(requeue_at=datetime.now(UTC) + timedelta(seconds=1))
+            try:
+                result = run_attempt(request)
+            finally:
+                policies.permits.release(key, slot)
+            # Only provider-side trouble counts against the breaker; a 400 is a healthy answer.
+            policies.breaker.record(permit, success=not _is_fault(result.error))
+            result = replace(result, backoff_ms=backoff_ms)
+            if result.response is not None:
+                try:
+                    validate_output(result.response.content, spec.response_format)
+                except InvalidOutputError as exc:
+                    result = replace(result, error=exc)
+            spent += result.cost_usd
+            last = result
+            if result.error is None:
+                if cache_key is not None and result.response is not None:
+                    response_cache.store(
+                        policies.redis,
+                        cache_key,
+                        result.response,
+                        settings.response_cache_ttl_s,
+                    )
+                return Outcome(final=result)
+            if not _retry_same_model(result.error) or number == settings.max_attempts_per_model:
+                pending = result
+                break
+            delay = compute_backoff(
+                number,
+                base=settings.retry_base_s,
+                cap=settings.retry_cap_s,
+                retry_after=_retry_after(result.error),
+            )
+            pending = result
+            if delay > settings.retry_inline_max_s:
+                if not flush():
+                    return Outcome(abandoned=True)
+                return Outcome(requeue_at=datetime.now(UTC) + timedelta(seconds=delay))
+            sleep(delay)
+            backoff_ms = round(delay * 1000)
+    # The chain is spent: its last attempt, still unsaved, is committed with the failure.
+    return Outcome(final=last, error=last.error if last else None)
+
+
+def _wait_for_capacity(
+    policies: Policies,
+    key: str,
+    model: str,
+    provider: str,
+    tokens: int,
+    sleep: Callable[[float], None],
+) -> float | None:
+    """Wait out the provider's shared RPM/TPM budget; a wait too long to hold a worker slot for
+    comes back as the delay to requeue with. Waiting is not an attempt."""
+    while (wait := policies.rate_limits.try_acquire(provider, tokens)) > 0:
+        if wait > policies.settings.retry_inline_max_s:
+            return wait
+        sleep(wait)
+    return None
+
+
+def _is_fault(error: ProviderError | None) -> bool:
+    return error is not None and error.retryable
+
+
+def _retry_same_model(error: ProviderError) -> bool:
+    # An invalid reply is worth another try of the same model; other final errors are not.
+    return error.retryable or isinstance(error, InvalidOutputError)
+
+
+def _retry_after(error: ProviderError) -> float | None:
+    return error.retry_after_s if isinstance(error, RateLimitedError) else None

@@ -1,21 +1,48 @@
-"""Jobs: submit (POST /v1/jobs) and poll (GET /v1/jobs/<id>)."""
+"""Jobs: submit (POST /v1/jobs), list, poll, cancel, and a job's attempts."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, url_for
+import base64
+import binascii
+import json
+import uuid
+from datetime import datetime
+from typing import TypeVar
 
-from api.auth import current_user
+import pydantic
+from flask import Blueprint, Response, jsonify, request, url_for
+
+from api import admission, openapi
+from api.auth import current_key
 from api.request_scope import db, parse_body
-from api.schemas import JobCreate, JobOut
+from api.schemas import AttemptList, AttemptOut, JobCreate, JobList, JobListQuery, JobOut
+from shared import outbox
+from shared.cost_estimate import estimated_tokens, reservation_usd
+from shared.errors import ValidationError
 from shared.logging import get_logger
 from shared.models import Job
 from shared.pricing import price_for
-from shared.queueing import publish_job
-from shared.repositories.jobs import create_job, get_job_for_user
+from shared.repositories.budgets import check_budget, lock_user
+from shared.repositories.jobs import (
+    IdempotencyConflictError,
+    JobFilter,
+    cancel_job,
+    create_job,
+    find_by_idempotency_key,
+    get_job_for_user,
+    list_attempts,
+    list_jobs,
+)
 from shared.settings import get_settings
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
+admission.install(bp)
 log = get_logger(__name__)
+
+QueryT = TypeVar("QueryT", bound=pydantic.BaseModel)
+TAGS = ["jobs"]
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+MAX_IDEMPOTENCY_KEY = 255
 
 
 def _job_json(job: Job, status: int) -> Response:
@@ -26,12 +53,55 @@ def _job_json(job: Job, status: int) -> Response:
     return response
 
 
+def _idempotency_key() -> str | None:
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
+        problem = f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters"
+        raise ValidationError(
+            f"Invalid request: {IDEMPOTENCY_HEADER} header {problem}.",
+            details=[{"field": f"header {IDEMPOTENCY_HEADER}", "problem": problem}],
+        )
+    return key
+
+
 @bp.post("")
+@openapi.operation(
+    summary="Submit a job (an Idempotency-Key header makes a retry return the first job)",
+    request=JobCreate,
+    responses={202: JobOut, 200: JobOut},
+    errors=[409, 429, 503],
+    tags=TAGS,
+    links={"GetJob": openapi.link("jobs.get_job", job_id="$response.body#/id")},
+)
 def submit_job() -> Response:
-    user = current_user()
+    key = current_key()
     body = parse_body(JobCreate)
-    price_for(body.model)  # an unknown model is refused here, before anything is written
+    for model in body.models():
+        price_for(model)  # an unknown model or fallback is refused before anything is counted
+    idempotency_key = _idempotency_key()
+    max_tokens = body.effective_max_tokens()
+    admission.screen(key, estimated_tokens(body.contents(), max_tokens))
+    settings = get_settings()
+    reservation = reservation_usd(
+        body.models(), body.contents(), max_tokens, settings.max_billed_attempts, body.max_cost_usd
+    )
+
     session = db()
+    # Held until commit: this user's admissions (and Idempotency-Key look-ups) go one at a time.
+    user = lock_user(session, key.user_id)
+    fingerprint = body.fingerprint()
+    if idempotency_key is not None:
+        earlier = find_by_idempotency_key(session, user.id, idempotency_key)
+        if earlier is not None:
+            session.commit()  # releases the lock; nothing was written
+            if earlier.request_hash != fingerprint:
+                raise IdempotencyConflictError(
+                    f"{IDEMPOTENCY_HEADER} {idempotency_key!r} was already used for job "
+                    f"{earlier.id} with a different request body; use a new key for new work.",
+                    details={"job_id": str(earlier.id)},
+                )
+            return _job_json(earlier, 200)
+    check_budget(session, user, reservation)
     job = create_job(
         session,
         user_id=user.id,
@@ -39,24 +109,113 @@ def submit_job() -> Response:
         priority=body.priority,
         request={
             "messages": [m.model_dump() for m in body.messages],
-            "max_tokens": body.max_tokens or get_settings().default_max_tokens,
+            "max_tokens": max_tokens,
             "temperature": body.temperature,
         },
-        fallbacks=[],
+        fallbacks=body.fallbacks,
         meta=body.metadata,
+        response_format=body.response_format_json(),
+        callback_url=body.callback_url,
+        max_cost_usd=body.max_cost_usd,
+        reserved_usd=reservation,
+        idempotency_key=idempotency_key,
+        request_hash=fingerprint,
     )
     # Outbox order: the row is durable before any worker can hear of it.
     session.commit()
-    try:
-        publish_job(str(job.id), job.priority)
-    except Exception:
-        # The job is safe in Postgres as `queued`; the sweeper republishes unpublished jobs.
-        log.exception("job.publish_failed", job_id=str(job.id))
+    outbox.publish([(str(job.id), job.priority)])
     log.info("job.accepted", job_id=str(job.id), user_id=str(user.id), model=job.model)
     return _job_json(job, 202)
 
 
+def parse_query(model: type[QueryT]) -> QueryT:
+    """Validate the query string against `model`; a bad parameter is a 422 naming it."""
+    try:
+        return model.model_validate(request.args.to_dict())
+    except pydantic.ValidationError as exc:
+        problems = [
+            {"field": ".".join(str(p) for p in e["loc"]) or "(query)", "problem": e["msg"]}
+            for e in exc.errors(include_url=False, include_input=False)
+        ]
+        raise ValidationError(
+            f"Invalid query: {problems[0]['field']}: {problems[0]['problem']}", details=problems
+        ) from None
+
+
+def encode_cursor(job: Job) -> str:
+    """An opaque position after `job` in newest-first order."""
+    raw = json.dumps([job.created_at.isoformat(), str(job.id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, job_id = json.loads(raw)
+        position = (datetime.fromisoformat(created_at), uuid.UUID(job_id))
+    except (binascii.Error, ValueError, TypeError):
+        position = None
+    if position is None or position[0].tzinfo is None:
+        problem = "not a cursor this API returned; use next_cursor from the previous page"
+        raise ValidationError(
+            f"Invalid query: cursor: {problem}", details=[{"field": "cursor", "problem": problem}]
+        )
+    return position
+
+
+@bp.get("")
+@openapi.operation(
+    summary="List the caller's jobs, newest first",
+    query=JobListQuery,
+    responses={200: JobList},
+    tags=TAGS,
+)
+def list_own_jobs() -> Response:
+    user_id = current_key().user_id
+    query = parse_query(JobListQuery)
+    after = decode_cursor(query.cursor) if query.cursor is not None else None
+    filters = JobFilter(
+        status=query.status,
+        priority=query.priority,
+        model=query.model,
+        created_after=query.created_after,
+        created_before=query.created_before,
+    )
+    rows = list_jobs(db(), user_id, filters, after, query.limit + 1)
+    page = rows[: query.limit]
+    listing = JobList(
+        data=[
+            JobOut.from_row(job, url_for("jobs.get_job", job_id=str(job.id), _external=True))
+            for job in page
+        ],
+        next_cursor=encode_cursor(page[-1]) if len(rows) > query.limit else None,
+    )
+    return jsonify(listing.model_dump(mode="json"))
+
+
 @bp.get("/<job_id>")
+@openapi.operation(summary="Get a job", responses={200: JobOut}, tags=TAGS)
 def get_job(job_id: str) -> Response:
-    user = current_user()
-    return _job_json(get_job_for_user(db(), job_id, user.id), 200)
+    return _job_json(get_job_for_user(db(), job_id, current_key().user_id), 200)
+
+
+@bp.post("/<job_id>/cancel")
+@openapi.operation(
+    summary="Cancel a queued or running job", responses={200: JobOut}, errors=[409], tags=TAGS
+)
+def cancel(job_id: str) -> Response:
+    session = db()
+    job = cancel_job(session, job_id, current_key().user_id)
+    session.commit()
+    log.info("job.cancelled", job_id=job_id)
+    return _job_json(job, 200)
+
+
+@bp.get("/<job_id>/attempts")
+@openapi.operation(summary="List a job's attempts", responses={200: AttemptList}, tags=TAGS)
+def attempts(job_id: str) -> Response:
+    session = db()
+    job = get_job_for_user(session, job_id, current_key().user_id)
+    rows = list_attempts(session, job.id)
+    listing = AttemptList(data=[AttemptOut.model_validate(a) for a in rows])
+    return jsonify(listing.model_dump(mode="json"))

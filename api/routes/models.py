@@ -4,28 +4,30 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
+from api import openapi
 from api.auth import current_user
+from api.schemas_common import ModelList, ModelOut
 from shared.pricing import PRICE_TABLE
 
 bp = Blueprint("models", __name__, url_prefix="/v1/models")
 
 
 @bp.get("")
+@openapi.operation(
+    summary="List the models promptq serves", responses={200: ModelList}, tags=["models"]
+)
 def list_models() -> Response:
     current_user()
-    return jsonify(
-        {
-            "object": "list",
-            "data": [
-                {
-                    "id": price.model,
-                    "object": "model",
-                    "provider": price.provider,
-                    "input_usd_per_mtok": str(price.input_per_mtok),
-                    "output_usd_per_mtok": str(price.output_per_mtok),
-                    "fallbacks": list(price.fallbacks),
-                }
-                for price in PRICE_TABLE.values()
-            ],
-        }
+    catalogue = ModelList(
+        data=[
+            ModelOut(
+                id=price.model,
+                provider=price.provider,
+                input_usd_per_mtok=str(price.input_per_mtok),
+                output_usd_per_mtok=str(price.output_per_mtok),
+                fallbacks=list(price.fallbacks),
+            )
+            for price in PRICE_TABLE.values()
+        ]
     )
+    return jsonify(catalogue.model_dump(mode="json"))

@@ -26,10 +26,13 @@ class AttemptRecord:
     cost_usd: Decimal
     started_at: datetime
     finished_at: datetime
+    backoff_ms: int = 0
+    cached: bool = False
 
     @property
     def billed(self) -> bool:
-        return self.input_tokens > 0 or self.output_tokens > 0
+        # A cache hit reports the original tokens but costs nothing and is not charged.
+        return not self.cached and (self.input_tokens > 0 or self.output_tokens > 0)
 
 
 def record_attempt(
@@ -56,6 +59,8 @@ def record_attempt(
         cost_usd=attempt.cost_usd,
         started_at=attempt.started_at,
         finished_at=attempt.finished_at,
+        backoff_ms=attempt.backoff_ms,
+        cached=attempt.cached,
     )
     session.add(row)
     session.flush()

@@ -1,17 +1,31 @@
-"""Jobs: admission, lookup by owner, the worker's claim (a lease) and its fenced final write."""
+"""Jobs: admission, lookup and listing by owner, cancellation, the worker's claim (a lease) and
+its fenced final write, which also settles the job's budget reservation."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import Select, func, literal, select, tuple_
 from sqlalchemy.orm import Session
 
-from shared.errors import NotFoundError
-from shared.models import Job, JobStatus
+from shared.errors import ConflictError, NotFoundError
+from shared.models import Job, JobAttempt, JobStatus
+
+
+class IdempotencyConflictError(ConflictError):
+    """An Idempotency-Key was reused with a different request body."""
+
+    code = "idempotency_conflict"
+
+
+class JobNotCancellableError(ConflictError):
+    """The job already reached a final state."""
+
+    code = "job_not_cancellable"
 
 
 def create_job(
@@ -23,6 +37,12 @@ def create_job(
     request: dict[str, Any],
     fallbacks: list[str],
     meta: dict[str, Any],
+    response_format: dict[str, Any] | None = None,
+    callback_url: str | None = None,
+    max_cost_usd: Decimal | None = None,
+    reserved_usd: Decimal = Decimal(0),
+    idempotency_key: str | None = None,
+    request_hash: str | None = None,
 ) -> Job:
     """Insert a queued job; it must be committed before its message is published."""
     job = Job(
@@ -33,6 +53,12 @@ def create_job(
         request=request,
         fallbacks=fallbacks,
         meta=meta,
+        response_format=response_format,
+        callback_url=callback_url,
+        max_cost_usd=max_cost_usd,
+        reserved_usd=reserved_usd,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
     )
     session.add(job)
     session.flush()
@@ -40,90 +66,97 @@ def create_job(
     return job
 
 
-def get_job_for_user(session: Session, job_id: str, user_id: uuid.UUID) -> Job:
-    """The caller's job; someone else's job is indistinguishable from a missing one."""
+def find_by_idempotency_key(session: Session, user_id: uuid.UUID, key: str) -> Job | None:
+    """The user's job submitted with this Idempotency-Key, if any."""
+    return session.scalars(
+        select(Job).where(Job.user_id == user_id, Job.idempotency_key == key)
+    ).one_or_none()
+
+
+def _owned(job_id: str, user_id: uuid.UUID) -> Select[tuple[Job]]:
     try:
         parsed = uuid.UUID(job_id)
     except ValueError:
         raise NotFoundError(f"No job with id {job_id!r}.") from None
-    job = session.scalars(select(Job).where(Job.id == parsed, Job.user_id == user_id)).one_or_none()
+    return select(Job).where(Job.id == parsed, Job.user_id == user_id)
+
+
+def get_job_for_user(session: Session, job_id: str, user_id: uuid.UUID) -> Job:
+    """The caller's job; someone else's job is indistinguishable from a missing one."""
+    job = session.scalars(_owned(job_id, user_id)).one_or_none()
     if job is None:
         raise NotFoundError(f"No job with id {job_id!r}.")
     return job
 
 
-@dataclass(frozen=True)
-class Claim:
-    """What a worker needs to run a job, plus the lease token that fences its final write."""
+def cancel_job(session: Session, job_id: str, user_id: uuid.UUID) -> Job:
+    """Cancel the caller's queued or running job; JobNotCancellableError once it is final.
 
-    job_id: uuid.UUID
-    user_id: uuid.UUID
-    model: str
-    request: dict[str, Any]
-    lease_token: uuid.UUID
-
-
-def claim_job(session: Session, job_id: uuid.UUID, lease_s: int) -> Claim | None:
-    """Take a queued job (or one whose lease expired) for this worker; None if not claimable.
-
-    A single conditional UPDATE, so two workers delivered the same message cannot both win.
+    The row lock orders this against the worker's claim and final write. A queued job's
+    reservation is released here; a running job's worker is already billing a call, so its final
+    write settles the reservation (and leaves the status cancelled).
     """
-    token = uuid.uuid4()
-    row = session.execute(
-        update(Job)
-        .where(
-            Job.id == job_id,
-            or_(
-                Job.status == JobStatus.QUEUED,
-                (Job.status == JobStatus.RUNNING) & (Job.lease_expires_at < func.now()),
-            ),
-        )
-        .values(
-            status=JobStatus.RUNNING,
-            lease_token=token,
-            lease_expires_at=func.now() + text(f"interval '{int(lease_s)} seconds'"),
-            started_at=func.coalesce(Job.started_at, func.now()),
-            deliveries=Job.deliveries + 1,
-        )
-        .returning(Job.id, Job.user_id, Job.model, Job.request)
+    job = session.scalars(
+        _owned(job_id, user_id).with_for_update().execution_options(populate_existing=True)
     ).one_or_none()
-    if row is None:
-        return None
-    return Claim(
-        job_id=row.id, user_id=row.user_id, model=row.model, request=row.request, lease_token=token
-    )
+    if job is None:
+        raise NotFoundError(f"No job with id {job_id!r}.")
+    if job.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
+        raise JobNotCancellableError(
+            f"Job {job_id} is already {job.status}; only queued or running jobs can be cancelled.",
+            details={"status": job.status},
+        )
+    if job.status == JobStatus.QUEUED:
+        job.reserved_usd = Decimal(0)
+    job.status = JobStatus.CANCELLED
+    job.finished_at = func.now()
+    session.flush()
+    session.refresh(job)
+    return job
 
 
 @dataclass(frozen=True)
-class Outcome:
-    status: JobStatus
-    result: dict[str, Any] | None
-    error: dict[str, Any] | None
-    input_tokens: int
-    output_tokens: int
-    cost_usd: Decimal
+class JobFilter:
+    status: str | None = None
+    priority: str | None = None
+    model: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
 
 
-def finish_job(session: Session, claim: Claim, outcome: Outcome) -> bool:
-    """Write the final state if this worker still holds the lease; False if it lost it."""
-    changed = session.execute(
-        update(Job)
-        .where(
-            Job.id == claim.job_id,
-            Job.lease_token == claim.lease_token,
-            Job.status == JobStatus.RUNNING,
+def list_jobs(
+    session: Session,
+    user_id: uuid.UUID,
+    filters: JobFilter,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[Job]:
+    """The user's jobs newest first (ties broken by id), starting after the (created_at, id)
+    position `after`; keyset pagination, so pages never skip or repeat a job."""
+    query = select(Job).where(Job.user_id == user_id)
+    for column, value in (
+        (Job.status, filters.status),
+        (Job.priority, filters.priority),
+        (Job.model, filters.model),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if filters.created_after is not None:
+        query = query.where(Job.created_at > filters.created_after)
+    if filters.created_before is not None:
+        query = query.where(Job.created_at < filters.created_before)
+    if after is not None:
+        query = query.where(
+            tuple_(Job.created_at, Job.id) < tuple_(literal(after[0]), literal(after[1]))
         )
-        .values(
-            status=outcome.status,
-            result=outcome.result,
-            error=outcome.error,
-            input_tokens=Job.input_tokens + outcome.input_tokens,
-            output_tokens=Job.output_tokens + outcome.output_tokens,
-            cost_usd=Job.cost_usd + outcome.cost_usd,
-            finished_at=func.now(),
-            lease_token=None,
-            lease_expires_at=None,
+    query = query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
+    return list(session.scalars(query))
+
+
+def list_attempts(session: Session, job_id: uuid.UUID) -> list[JobAttempt]:
+    """A job's attempts in the order they were made."""
+    return list(
+        session.scalars(
+            select(JobAttempt).where(JobAttempt.job_id == job_id).order_by(JobAttempt.number)
         )
-        .execution_options(synchronize_session=False)
     )
-    return changed.rowcount == 1

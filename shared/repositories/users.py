@@ -1,6 +1,10 @@
-"""Users: create and find."""
+"""Users: create, find, list and set their budgets."""
 
 from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -9,16 +13,33 @@ from sqlalchemy.orm import Session
 from shared.errors import ConflictError, NotFoundError
 from shared.models import User
 
+BUDGET_FIELDS = frozenset({"daily_budget_usd", "monthly_budget_usd"})
 
-def create_user(session: Session, name: str) -> User:
+
+def create_user(
+    session: Session,
+    name: str,
+    *,
+    daily_budget_usd: Decimal | None = None,
+    monthly_budget_usd: Decimal | None = None,
+) -> User:
     """Add a user named `name`; ConflictError if the name is taken."""
-    user = User(name=name)
+    user = User(name=name, daily_budget_usd=daily_budget_usd, monthly_budget_usd=monthly_budget_usd)
     try:
+        # The unique index decides, so two concurrent creates cannot both win.
         with session.begin_nested():
             session.add(user)
             session.flush()
     except IntegrityError:
         raise ConflictError(f"A user named {name!r} already exists.") from None
+    session.refresh(user)
+    return user
+
+
+def get_user(session: Session, user_id: uuid.UUID) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFoundError(f"No user with id '{user_id}'.")
     return user
 
 
@@ -26,4 +47,21 @@ def get_user_by_name(session: Session, name: str) -> User:
     user = session.scalars(select(User).where(User.name == name)).one_or_none()
     if user is None:
         raise NotFoundError(f"No user named {name!r}.")
+    return user
+
+
+def list_users(session: Session, *, limit: int | None = None, offset: int = 0) -> list[User]:
+    """Users in creation order (id breaks ties, so pages never overlap); all without a limit."""
+    query = select(User).order_by(User.created_at, User.id).offset(offset)
+    return list(session.scalars(query if limit is None else query.limit(limit)))
+
+
+def set_budgets(session: Session, user: User, changes: Mapping[str, Decimal | None]) -> User:
+    """Set the given budgets (None clears one: no ceiling); absent ones are kept."""
+    unknown = set(changes) - BUDGET_FIELDS
+    if unknown:
+        raise ValueError(f"not budget fields: {sorted(unknown)}")
+    for field, value in changes.items():
+        setattr(user, field, value)
+    session.flush()
     return user

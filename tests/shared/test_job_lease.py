@@ -10,7 +10,8 @@ from sqlalchemy import select, text, update
 
 from shared.db import transaction
 from shared.models import Job, JobStatus
-from shared.repositories.jobs import Claim, Outcome, claim_job, create_job, finish_job
+from shared.repositories.job_leases import Claim, Outcome, claim_job, finish_job
+from shared.repositories.jobs import create_job
 from tests.conftest import Account
 
 SUCCESS = Outcome(

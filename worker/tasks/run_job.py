@@ -1,21 +1,74 @@
-"""run_job: claim a job, call its model with no database connection held, record the outcome."""
+"""run_job: claim a job, run its model chain with no database connection held, and commit the
+outcome (final attempt, usage, job state and budget settlement) in one transaction, fenced by
+the lease."""
 
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
+from typing import Any
 
+from shared import outbox
 from shared.db import transaction
 from shared.logging import get_logger
 from shared.models import JobStatus
+from shared.pricing import price_for
 from shared.queueing import RUN_JOB_TASK
 from shared.repositories.attempts import AttemptRecord, record_attempt
-from shared.repositories.jobs import Outcome, claim_job, finish_job
+from shared.repositories.job_leases import (
+    Claim,
+    Outcome,
+    add_charge,
+    claim_job,
+    finish_job,
+    lease_status,
+    requeue_job,
+)
 from shared.settings import get_settings
+from worker.attempt import AttemptResult
 from worker.celery_app import app
-from worker.pipeline import AttemptResult, run_attempt
+from worker.lease_keeper import get_lease_keeper
+from worker.pipeline import JobSpec, run_chain
+from worker.pipeline import Outcome as ChainOutcome
+from worker.policies import get_policies
 from worker.providers.base import ProviderRequest
 
 log = get_logger(__name__)
+
+TOO_MANY_DELIVERIES = {
+    "code": "retries_exhausted",
+    "message": "The job was delivered to workers too many times without finishing.",
+}
+
+
+class _Sink:
+    """Persists a non-final attempt in its own transaction, fenced by the lease."""
+
+    def __init__(self, claim: Claim) -> None:
+        self._claim = claim
+
+    def save(self, attempt: AttemptResult) -> bool:
+        record = _record(attempt)
+        with transaction() as session:
+            if lease_status(session, self._claim.job_id, self._claim.lease_token) is None:
+                return False
+            record_attempt(
+                session, job_id=self._claim.job_id, user_id=self._claim.user_id, attempt=record
+            )
+            if record.billed:
+                add_charge(
+                    session,
+                    self._claim.job_id,
+                    record.input_tokens,
+                    record.output_tokens,
+                    record.cost_usd,
+                )
+        return True
+
+    def cancelled(self) -> bool:
+        with transaction() as session:
+            status = lease_status(session, self._claim.job_id, self._claim.lease_token)
+        return status != JobStatus.RUNNING
 
 
 @app.task(name=RUN_JOB_TASK)
@@ -27,57 +80,89 @@ def run_job(job_id: str) -> None:
     if claim is None:
         log.info("job.skip_not_claimable", job_id=job_id)
         return
-
-    attempt = run_attempt(ProviderRequest.from_job(claim.model, claim.request))
-
-    with transaction() as session:
-        if not finish_job(session, claim, _outcome(attempt)):
-            log.warning("job.lease_lost", job_id=job_id)
+    outbox.claimed(job_id)
+    keeper = get_lease_keeper()
+    keeper.hold(claim.job_id, claim.lease_token)
+    try:
+        if claim.deliveries > settings.max_deliveries:
+            _finish(claim, None, TOO_MANY_DELIVERIES)
             return
-        record_attempt(
-            session, job_id=claim.job_id, user_id=claim.user_id, attempt=_attempt_record(attempt)
-        )
-    log.info(
-        "job.finished",
-        job_id=job_id,
-        status="succeeded" if attempt.error is None else "failed",
-        latency_ms=attempt.latency_ms,
+        outcome = run_chain(_spec(claim), get_policies(), _Sink(claim))
+        if outcome.abandoned:
+            log.info("job.abandoned", job_id=job_id)
+        elif outcome.requeue_at is not None:
+            with transaction() as session:
+                requeue_job(session, claim.job_id, claim.lease_token, outcome.requeue_at)
+            log.info("job.requeued", job_id=job_id, not_before=outcome.requeue_at.isoformat())
+        else:
+            _finish(claim, outcome.final, _error(outcome))
+    finally:
+        keeper.drop(claim.job_id, claim.lease_token)
+
+
+def _spec(claim: Claim) -> JobSpec:
+    fallbacks = claim.fallbacks or list(price_for(claim.model).fallbacks)
+    models = tuple(dict.fromkeys([claim.model, *fallbacks]))
+    if claim.max_cost_usd is not None:
+        cap = claim.max_cost_usd
+    else:
+        cap = claim.reserved_usd if claim.reserved_usd > 0 else None
+    return JobSpec(
+        models=models,
+        request=ProviderRequest.from_job(claim.model, claim.request),
+        response_format=claim.response_format,
+        cache=claim.cache,
+        cost_cap=cap,
+        spent=claim.cost_usd,
     )
 
 
-def _outcome(attempt: AttemptResult) -> Outcome:
-    response = attempt.response
-    if response is None:
-        assert attempt.error is not None
-        return Outcome(
-            status=JobStatus.FAILED,
-            result=None,
-            error={"code": attempt.error.code, "message": attempt.error.message},
-            input_tokens=0,
-            output_tokens=0,
-            cost_usd=attempt.cost_usd,
-        )
-    return Outcome(
-        status=JobStatus.SUCCEEDED,
-        result={
+def _error(outcome: ChainOutcome) -> dict[str, Any] | None:
+    if outcome.error is None:
+        return None
+    return {"code": outcome.error.code, "message": outcome.error.message}
+
+
+def _finish(claim: Claim, final: AttemptResult | None, error: dict[str, Any] | None) -> None:
+    """One transaction: the final attempt and its usage, the job's final state, the settlement."""
+    record = _record(final) if final is not None else None
+    response = final.response if final is not None and error is None else None
+    charged = record if record is not None and record.billed else None
+    result = None
+    if response is not None and final is not None:
+        result = {
             "content": response.content,
             "finish_reason": response.finish_reason,
-            "provider": attempt.provider,
+            "provider": final.provider,
             "model": response.model,
-        },
-        error=None,
-        input_tokens=response.input_tokens,
-        output_tokens=response.output_tokens,
-        cost_usd=attempt.cost_usd,
+            "cached": final.cached,
+        }
+    outcome = Outcome(
+        status=JobStatus.SUCCEEDED if response is not None else JobStatus.FAILED,
+        result=result,
+        error=error,
+        input_tokens=charged.input_tokens if charged else 0,
+        output_tokens=charged.output_tokens if charged else 0,
+        cost_usd=charged.cost_usd if charged else Decimal(0),
     )
+    with transaction() as session:
+        if not finish_job(session, claim, outcome):
+            log.warning("job.lease_lost", job_id=str(claim.job_id))
+            return
+        if record is not None:
+            record_attempt(session, job_id=claim.job_id, user_id=claim.user_id, attempt=record)
+    log.info("job.finished", job_id=str(claim.job_id), status=outcome.status)
 
 
-def _attempt_record(attempt: AttemptResult) -> AttemptRecord:
+def _record(attempt: AttemptResult) -> AttemptRecord:
     response, error = attempt.response, attempt.error
+    outcome = "cached" if attempt.cached else ("succeeded" if error is None else "failed")
+    if error is not None and error.code == "circuit_open":
+        outcome = "skipped"
     return AttemptRecord(
         provider=attempt.provider,
         model=attempt.model,
-        outcome="succeeded" if response is not None else "failed",
+        outcome=outcome,
         error_code=error.code if error else None,
         error_message=error.message if error else None,
         latency_ms=attempt.latency_ms,
@@ -86,4 +171,6 @@ def _attempt_record(attempt: AttemptResult) -> AttemptRecord:
         cost_usd=attempt.cost_usd,
         started_at=attempt.started_at,
         finished_at=attempt.finished_at,
+        backoff_ms=attempt.backoff_ms,
+        cached=attempt.cached,
     )

@@ -1,0 +1,172 @@
+"""Batches: submit many jobs at once (POST /v1/batches), follow them, stream their results."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request, stream_with_context, url_for
+
+from api import admission, openapi
+from api.auth import current_key
+from api.request_scope import db, parse_body
+from api.schemas import Usage, usd
+from api.schemas_batches import BatchCounts, BatchCreate, BatchJobCreate, BatchOut, BatchResultLine
+from shared import outbox
+from shared.cost_estimate import estimated_tokens, reservation_usd
+from shared.errors import UnknownModelError
+from shared.logging import get_logger
+from shared.models import Batch, JobStatus
+from shared.pricing import PRICE_TABLE
+from shared.repositories.batches import (
+    count_by_status,
+    create_batch,
+    get_batch_for_user,
+    iter_finished,
+)
+from shared.repositories.budgets import check_budget, lock_user
+from shared.settings import Settings, get_settings
+
+bp = Blueprint("batches", __name__, url_prefix="/v1/batches")
+admission.install(bp)
+log = get_logger(__name__)
+TAGS = ["batches"]
+
+
+@bp.before_request
+def _batch_body_limit() -> None:
+    # Larger than the per-request limit: a 10,000-job batch is megabytes of JSON.
+    request.max_content_length = get_settings().max_batch_request_bytes
+
+
+def _batch_json(batch: Batch, counts: dict[str, int], status: int) -> Response:
+    tally = BatchCounts(**counts, total=batch.total)
+    unfinished = tally.queued + tally.running
+    results_url = url_for("batches.results", batch_id=str(batch.id), _external=True)
+    out = BatchOut(
+        id=str(batch.id),
+        status="in_progress" if unfinished else "completed",
+        counts=tally,
+        created_at=batch.created_at,
+        metadata=batch.meta,
+        results_url=results_url,
+    )
+    response = jsonify(out.model_dump(mode="json"))
+    response.status_code = status
+    response.headers["Location"] = url_for("batches.get_batch", batch_id=str(batch.id))
+    return response
+
+
+def _check_models(jobs: list[BatchJobCreate]) -> None:
+    for index, job in enumerate(jobs):
+        for model in job.models():
+            if model not in PRICE_TABLE:
+                raise UnknownModelError(
+                    f"Unknown model {model!r} in job {job.custom_id!r} (jobs.{index}); "
+                    "GET /v1/models lists the models promptq serves.",
+                    details={
+                        "index": index,
+                        "custom_id": job.custom_id,
+                        "model": model,
+                        "known": sorted(PRICE_TABLE),
+                    },
+                )
+
+
+def _row(job: BatchJobCreate, settings: Settings) -> tuple[dict[str, Any], int]:
+    """The job's column values and its estimated tokens for the rate limit."""
+    max_tokens = job.effective_max_tokens()
+    reservation = reservation_usd(
+        job.models(), job.contents(), max_tokens, settings.max_billed_attempts, job.max_cost_usd
+    )
+    row = {
+        "id": uuid.uuid4(),
+        "priority": job.priority,
+        "model": job.model,
+        "fallbacks": job.fallbacks,
+        "request": {
+            "messages": [m.model_dump() for m in job.messages],
+            "max_tokens": max_tokens,
+            "temperature": job.temperature,
+        },
+        "meta": job.metadata,
+        "response_format": job.response_format_json(),
+        "callback_url": job.callback_url,
+        "max_cost_usd": job.max_cost_usd,
+        "reserved_usd": reservation,
+        "custom_id": job.custom_id,
+    }
+    return row, estimated_tokens(job.contents(), max_tokens)
+
+
+@bp.post("")
+@openapi.operation(
+    summary="Submit many jobs at once",
+    request=BatchCreate,
+    responses={202: BatchOut},
+    errors=[429, 503],
+    tags=TAGS,
+    links={"GetBatch": openapi.link("batches.get_batch", batch_id="$response.body#/id")},
+)
+def submit_batch() -> Response:
+    key = current_key()
+    body = parse_body(BatchCreate)
+    _check_models(body.jobs)
+    settings = get_settings()
+    prepared = [_row(job, settings) for job in body.jobs]
+    rows = [row for row, _ in prepared]
+    # The whole batch is one request and the sum of its jobs' tokens against the key's limits.
+    admission.screen(key, sum(tokens for _, tokens in prepared))
+
+    session = db()
+    user = lock_user(session, key.user_id)
+    check_budget(session, user, sum((row["reserved_usd"] for row in rows), Decimal(0)))
+    batch = create_batch(session, user_id=user.id, meta=body.metadata, jobs=rows)
+    session.commit()
+    outbox.publish([(str(row["id"]), row["priority"]) for row in rows])
+    log.info("batch.accepted", batch_id=str(batch.id), user_id=str(user.id), jobs=len(rows))
+    return _batch_json(batch, {JobStatus.QUEUED: len(rows)}, 202)
+
+
+@bp.get("/<batch_id>")
+@openapi.operation(
+    summary="Get a batch and its counts by status", responses={200: BatchOut}, tags=TAGS
+)
+def get_batch(batch_id: str) -> Response:
+    session = db()
+    batch = get_batch_for_user(session, batch_id, current_key().user_id)
+    return _batch_json(batch, count_by_status(session, batch.id), 200)
+
+
+@bp.get("/<batch_id>/results")
+@openapi.operation(
+    summary="Stream the batch's finished jobs",
+    responses={
+        200: openapi.Body(
+            BatchResultLine, "application/x-ndjson", "JSON Lines: one finished job a line."
+        )
+    },
+    tags=TAGS,
+)
+def results(batch_id: str) -> Response:
+    batch = get_batch_for_user(db(), batch_id, current_key().user_id)
+
+    def lines() -> Iterator[str]:
+        # Flask tears the request's scope down once when the view returns and again when the
+        # stream ends, so the stream takes its own session from db(): the second teardown
+        # closes it, even when the client goes away half-way.
+        for row in iter_finished(db(), batch.id):
+            line = BatchResultLine(
+                custom_id=row.custom_id,
+                job_id=str(row.id),
+                status=row.status,
+                result=row.result,
+                error=row.error,
+                usage=Usage.of(row.input_tokens, row.output_tokens),
+                cost_usd=usd(row.cost_usd),
+            )
+            yield line.model_dump_json() + "\n"
+
+    return Response(stream_with_context(lines()), mimetype="application/x-ndjson")

@@ -1,0 +1,230 @@
+"""The worker's side of a job: the claim (a lease), the fence every worker write passes through,
+the lease's renewal during long calls, its hand-back (requeue after a long wait, release at
+shutdown), and the fenced final write that also settles the budget reservation."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, or_, select, text, tuple_, update
+from sqlalchemy.orm import Session
+
+from shared.models import Job, JobStatus
+
+Lease = tuple[uuid.UUID, uuid.UUID]  # (job id, lease token)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a worker needs to run a job, plus the lease token that fences its final write."""
+
+    job_id: uuid.UUID
+    user_id: uuid.UUID
+    model: str
+    request: dict[str, Any]
+    lease_token: uuid.UUID
+    fallbacks: list[str] = field(default_factory=list)
+    response_format: dict[str, Any] | None = None
+    cache: bool = False
+    max_cost_usd: Decimal | None = None
+    reserved_usd: Decimal = Decimal(0)
+    cost_usd: Decimal = Decimal(0)
+    deliveries: int = 1
+
+
+def claim_job(session: Session, job_id: uuid.UUID, lease_s: int) -> Claim | None:
+    """Take a queued job (or one whose lease expired) for this worker; None if not claimable.
+
+    A single conditional UPDATE, so two workers delivered the same message cannot both win.
+    """
+    token = uuid.uuid4()
+    row = session.execute(
+        update(Job)
+        .where(
+            Job.id == job_id,
+            or_(
+                (Job.status == JobStatus.QUEUED)
+                & or_(Job.not_before.is_(None), Job.not_before <= func.now()),
+                (Job.status == JobStatus.RUNNING) & (Job.lease_expires_at < func.now()),
+            ),
+        )
+        .values(
+            status=JobStatus.RUNNING,
+            lease_token=token,
+            lease_expires_at=func.now() + text(f"interval '{int(lease_s)} seconds'"),
+            started_at=func.coalesce(Job.started_at, func.now()),
+            deliveries=Job.deliveries + 1,
+            not_before=None,
+        )
+        .returning(
+            Job.id,
+            Job.user_id,
+            Job.model,
+            Job.request,
+            Job.fallbacks,
+            Job.response_format,
+            Job.cache,
+            Job.max_cost_usd,
+            Job.reserved_usd,
+            Job.cost_usd,
+            Job.deliveries,
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    return Claim(
+        job_id=row.id,
+        user_id=row.user_id,
+        model=row.model,
+        request=row.request,
+        lease_token=token,
+        fallbacks=list(row.fallbacks or []),
+        response_format=row.response_format,
+        cache=row.cache,
+        max_cost_usd=row.max_cost_usd,
+        reserved_usd=row.reserved_usd,
+        cost_usd=row.cost_usd,
+        deliveries=row.deliveries,
+    )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: JobStatus
+    result: dict[str, Any] | None
+    error: dict[str, Any] | None
+    input_tokens: int
+    output_tokens: int
+    cost_usd: Decimal
+
+
+def finish_job(session: Session, claim: Claim, outcome: Outcome) -> bool:
+    """Write the final state if this worker still holds the lease; False if it lost it.
+
+    The job's reservation drops to 0 in this transaction, the one that adds its usage rows, so
+    the user's spend moves from held to charged at once. A job cancelled while it ran keeps its
+    status, but the tokens and cost of the call that was made are still recorded and charged.
+    """
+    status = session.scalar(
+        select(Job.status)
+        .where(
+            Job.id == claim.job_id,
+            Job.lease_token == claim.lease_token,
+            Job.status.in_((JobStatus.RUNNING, JobStatus.CANCELLED)),
+        )
+        .with_for_update()
+    )
+    if status is None:
+        return False
+    values: dict[str, Any] = {
+        "input_tokens": Job.input_tokens + outcome.input_tokens,
+        "output_tokens": Job.output_tokens + outcome.output_tokens,
+        "cost_usd": Job.cost_usd + outcome.cost_usd,
+        "reserved_usd": Decimal(0),
+        "lease_token": None,
+        "lease_expires_at": None,
+    }
+    if status == JobStatus.RUNNING:
+        values |= {
+            "status": outcome.status,
+            "result": outcome.result,
+            "error": outcome.error,
+            "finished_at": func.now(),
+        }
+    session.execute(
+        update(Job)
+        .where(Job.id == claim.job_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return True
+
+
+def lease_status(session: Session, job_id: uuid.UUID, token: uuid.UUID) -> str | None:
+    """Lock the job if this worker still holds its lease; its status (running, or cancelled
+    while it ran), or None when the lease was lost and the worker must write nothing."""
+    return session.scalar(
+        select(Job.status)
+        .where(
+            Job.id == job_id,
+            Job.lease_token == token,
+            Job.status.in_((JobStatus.RUNNING, JobStatus.CANCELLED)),
+        )
+        .with_for_update()
+    )
+
+
+def add_charge(
+    session: Session, job_id: uuid.UUID, input_tokens: int, output_tokens: int, cost: Decimal
+) -> None:
+    """Add a billed attempt's usage to the job's totals (in the attempt's transaction)."""
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id)
+        .values(
+            input_tokens=Job.input_tokens + input_tokens,
+            output_tokens=Job.output_tokens + output_tokens,
+            cost_usd=Job.cost_usd + cost,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def renew_leases(session: Session, leases: Iterable[Lease], lease_s: int) -> int:
+    """Push out the expiry of every lease still held; the number renewed."""
+    pairs = list(leases)
+    if not pairs:
+        return 0
+    result = session.execute(
+        update(Job)
+        .where(tuple_(Job.id, Job.lease_token).in_(pairs))
+        .values(lease_expires_at=func.now() + text(f"interval '{int(lease_s)} seconds'"))
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount
+
+
+def requeue_job(
+    session: Session, job_id: uuid.UUID, token: uuid.UUID, not_before: datetime | None
+) -> bool:
+    """Put a running job back in the queue (claimable again from `not_before`); False if the
+    lease was lost. The sweeper publishes it once it is due."""
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.lease_token == token, Job.status == JobStatus.RUNNING)
+        .values(
+            status=JobStatus.QUEUED,
+            lease_token=None,
+            lease_expires_at=None,
+            not_before=not_before,
+            queued_at=func.now(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def release_leases(session: Session, leases: Iterable[Lease]) -> int:
+    """Hand running jobs back to the queue at once (worker shutdown), rather than after their
+    leases expire."""
+    pairs = list(leases)
+    if not pairs:
+        return 0
+    result = session.execute(
+        update(Job)
+        .where(tuple_(Job.id, Job.lease_token).in_(pairs), Job.status == JobStatus.RUNNING)
+        .values(
+            status=JobStatus.QUEUED,
+            lease_token=None,
+            lease_expires_at=None,
+            not_before=None,
+            queued_at=func.now(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount

@@ -1,0 +1,110 @@
+"""Webhook endpoints a user registers: create, find, change, delete and rotate the secret."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from shared.errors import ConflictError, NotFoundError
+from shared.models import User, WebhookEndpoint
+from shared.webhook_secrets import new_webhook_secret
+
+# Each endpoint costs a delivery per event, so the count is capped. Going over is a 409: the
+# request is well-formed, it collides with the endpoints the user already has.
+MAX_ENDPOINTS_PER_USER = 20
+EDITABLE_FIELDS = frozenset({"url", "event_types", "description", "enabled"})
+
+
+def create_endpoint(
+    session: Session,
+    user_id: uuid.UUID,
+    *,
+    url: str,
+    event_types: Sequence[str],
+    description: str | None,
+    enabled: bool,
+) -> WebhookEndpoint:
+    """Register an endpoint with a fresh secret; ConflictError beyond the per-user cap."""
+    # Locking the user row serializes concurrent creates, so the cap holds under races.
+    session.execute(select(User.id).where(User.id == user_id).with_for_update())
+    count = session.scalar(
+        select(func.count()).select_from(WebhookEndpoint).where(WebhookEndpoint.user_id == user_id)
+    )
+    if count is not None and count >= MAX_ENDPOINTS_PER_USER:
+        raise ConflictError(
+            f"You already have {MAX_ENDPOINTS_PER_USER} webhook endpoints, the most allowed. "
+            "Delete one, or widen an existing endpoint's event_types.",
+            details={"limit": MAX_ENDPOINTS_PER_USER},
+        )
+    endpoint = WebhookEndpoint(
+        user_id=user_id,
+        url=url,
+        event_types=list(event_types),
+        description=description,
+        enabled=enabled,
+        secret=new_webhook_secret(),
+    )
+    session.add(endpoint)
+    session.flush()
+    session.refresh(endpoint)
+    return endpoint
+
+
+def list_endpoints(session: Session, user_id: uuid.UUID) -> list[WebhookEndpoint]:
+    return list(
+        session.scalars(
+            select(WebhookEndpoint)
+            .where(WebhookEndpoint.user_id == user_id)
+            .order_by(WebhookEndpoint.created_at, WebhookEndpoint.id)
+        )
+    )
+
+
+def get_endpoint(session: Session, endpoint_id: uuid.UUID, user_id: uuid.UUID) -> WebhookEndpoint:
+    """The user's endpoint; someone else's is indistinguishable from a missing one."""
+    endpoint = session.scalars(
+        select(WebhookEndpoint).where(
+            WebhookEndpoint.id == endpoint_id, WebhookEndpoint.user_id == user_id
+        )
+    ).one_or_none()
+    if endpoint is None:
+        raise NotFoundError(f"No webhook endpoint with id '{endpoint_id}'.")
+    return endpoint
+
+
+def update_endpoint(
+    session: Session, endpoint: WebhookEndpoint, changes: Mapping[str, object]
+) -> WebhookEndpoint:
+    """Apply the given fields; enabling an endpoint clears why delivery had disabled it."""
+    unknown = set(changes) - EDITABLE_FIELDS
+    if unknown:
+        raise ValueError(f"not editable endpoint fields: {sorted(unknown)}")
+    for field, value in changes.items():
+        setattr(endpoint, field, value)
+    if changes.get("enabled") is True:
+        endpoint.disabled_reason = None
+    session.flush()
+    session.refresh(endpoint)
+    return endpoint
+
+
+def delete_endpoint(session: Session, endpoint: WebhookEndpoint) -> None:
+    session.delete(endpoint)
+    session.flush()
+
+
+def rotate_secret(session: Session, endpoint: WebhookEndpoint, grace_s: int) -> WebhookEndpoint:
+    """Give the endpoint a new secret; the current one keeps signing for `grace_s` seconds.
+
+    A second rotation within the grace period drops the oldest secret: only two ever sign.
+    """
+    endpoint.previous_secret = endpoint.secret
+    endpoint.previous_secret_expires_at = func.now() + timedelta(seconds=grace_s)
+    endpoint.secret = new_webhook_secret()
+    session.flush()
+    session.refresh(endpoint)
+    return endpoint

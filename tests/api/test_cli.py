@@ -1,0 +1,126 @@
+"""The `promptq` admin command line, run as the installed console script on the test database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from devstack.processes import BIN
+from shared.db import transaction
+from shared.errors import AuthenticationError
+from shared.models import ApiKey, User
+from shared.repositories.api_keys import authenticate
+from shared.repositories.users import create_user
+from tests.conftest import Services
+
+
+def _run(services: Services, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "promptq"), *args],
+        env={**os.environ, "DATABASE_URL": services.database_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _ok(services: Services, *args: str) -> str:
+    done = _run(services, *args)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def _live(plaintext: str) -> bool:
+    with transaction() as session:
+        try:
+            authenticate(session, plaintext)
+        except AuthenticationError:
+            return False
+    return True
+
+
+def test_users_create_and_list(clean: Services) -> None:
+    """`users create` prints the new id; `users list` shows every user and their budgets."""
+    alice_id = _ok(clean, "users", "create", "alice")
+    assert uuid.UUID(alice_id)
+    _ok(clean, "users", "create", "bob")
+    rows = [line.split("\t") for line in _ok(clean, "users", "list").splitlines()]
+    assert [row[1:] for row in rows] == [["alice", "none", "none"], ["bob", "none", "none"]]
+    assert rows[0][0] == alice_id
+
+
+def test_duplicate_user_fails_cleanly(clean: Services) -> None:
+    """Creating a taken name exits 1 with a one-line error, not a traceback."""
+    _ok(clean, "users", "create", "alice")
+    done = _run(clean, "users", "create", "alice")
+    assert done.returncode == 1
+    assert "already exists" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_set_budget(clean: Services) -> None:
+    """`users set-budget` sets exact dollar budgets, keeps an omitted one, and "none" clears."""
+    _ok(clean, "users", "create", "alice")
+    _ok(clean, "users", "set-budget", "alice", "--daily", "2.5", "--monthly", "40.0000000001")
+    assert _ok(clean, "users", "set-budget", "alice", "--daily", "none") == (
+        "alice: daily none, monthly 40.0000000001"
+    )
+    with transaction() as session:
+        user = session.scalars(select(User).where(User.name == "alice")).one()
+        assert user.daily_budget_usd is None
+        assert str(user.monthly_budget_usd) == "40.0000000001"
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "says"),
+    [
+        (["users", "set-budget", "alice"], 2, "--daily"),
+        (["users", "set-budget", "alice", "--daily", "-1"], 2, "greater than or equal"),
+        (["users", "set-budget", "alice", "--daily", "lots"], 2, "decimal"),
+        (["users", "set-budget", "nobody", "--daily", "1"], 1, "No user named"),
+        (["keys", "create", "alice", "--expires-in-days", "0"], 2, "--expires-in-days"),
+        (["keys", "create", "alice", "--name", "two\nlines"], 2, "name: String should match"),
+        (["users", "create", "tab\tname"], 2, "name: String should match"),
+        (["keys", "create", "nobody"], 1, "No user named"),
+        (["keys", "list", "nobody"], 1, "No user named"),
+        (["keys", "revoke", str(uuid.uuid4())], 1, "No API key"),
+        (["keys", "revoke", "not-an-id"], 1, "No API key"),
+    ],
+)
+def test_bad_input_exits_non_zero(clean: Services, args: list[str], code: int, says: str) -> None:
+    """Bad options exit 2 (usage), unknown users or keys exit 1, each with a clear message."""
+    with transaction() as session:
+        create_user(session, "alice")
+    done = _run(clean, *args)
+    assert done.returncode == code
+    assert says in done.stderr and "Traceback" not in done.stderr
+
+
+def test_keys_create_list_and_revoke(clean: Services) -> None:
+    """`keys create` prints a working key, `keys list` only its prefix, `keys revoke` stops it."""
+    _ok(clean, "users", "create", "alice")
+    plain = _ok(clean, "keys", "create", "alice")
+    named = _ok(clean, "keys", "create", "alice", "--name", "ci", "--expires-in-days", "7")
+    assert plain.startswith("pq_") and _live(plain) and _live(named)
+    with transaction() as session:
+        row = session.scalars(select(ApiKey).where(ApiKey.name == "ci")).one()
+    assert row.expires_at is not None
+    assert abs(row.expires_at - (datetime.now(UTC) + timedelta(days=7))) < timedelta(minutes=1)
+
+    listing = _ok(clean, "keys", "list", "alice")
+    assert plain not in listing and named not in listing
+    by_prefix = {line.split("\t")[1]: line.split("\t") for line in listing.splitlines()}
+    assert set(by_prefix) == {plain[:10], named[:10]}
+    key_id, _, name, status, _, _ = by_prefix[named[:10]]
+    assert (name, status) == ("ci", "active")
+
+    assert _ok(clean, "keys", "revoke", key_id).startswith(f"revoked {key_id}")
+    assert not _live(named) and _live(plain)
+    revoked_line = next(
+        li for li in _ok(clean, "keys", "list", "alice").splitlines() if key_id in li
+    )
+    assert revoked_line.split("\t")[3] == "revoked"

@@ -1,0 +1,40 @@
+"""Exact-match response cache in Redis, keyed by model and the canonical request.
+
+Only deterministic requests (temperature 0) of jobs that opted in are cached: any other reply
+is one sample of many, and replaying it would change what the user asked for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict
+from typing import Any
+
+import redis
+
+from worker.providers.base import ProviderRequest, ProviderResponse
+
+PREFIX = "promptq:cache:"
+
+
+def cacheable(request: ProviderRequest, opted_in: bool) -> bool:
+    return opted_in and request.temperature == 0
+
+
+def cache_key(request: ProviderRequest, response_format: dict[str, Any] | None) -> str:
+    canonical = json.dumps(
+        {"request": asdict(request), "response_format": response_format},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return PREFIX + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def lookup(client: redis.Redis, key: str) -> ProviderResponse | None:
+    raw = client.get(key)
+    return ProviderResponse(**json.loads(raw)) if raw else None
+
+
+def store(client: redis.Redis, key: str, response: ProviderResponse, ttl_s: int) -> None:
+    client.set(key, json.dumps(asdict(response)), ex=ttl_s)
