@@ -22,9 +22,14 @@ def migrate(database_url: str) -> None:
     command.upgrade(config, "head")
 
 
-def sim_process(port: int, log_dir: Path, latency_ms: float = 0.0) -> ManagedProcess:
+def sim_process(
+    port: int, log_dir: Path, latency_ms: float = 0.0, hang_s: float | None = None
+) -> ManagedProcess:
+    """The provider simulator; `hang_s` bounds how long a `hang` fault holds a call."""
     argv = [str(BIN / "python"), "-m", "sim", "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--latency-ms", str(latency_ms)]
+    if hang_s is not None:
+        argv += ["--hang-s", str(hang_s)]
     return ManagedProcess("sim", argv, {}, log_dir / "sim.log", cwd=ROOT)
 
 

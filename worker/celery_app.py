@@ -5,17 +5,20 @@ Run with `celery -A worker.celery_app worker -Q jobs.high,jobs.normal,jobs.low -
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from typing import Any
 
 from celery import Celery
-from celery.signals import setup_logging, worker_shutdown, worker_shutting_down
+from celery.signals import setup_logging, task_received, worker_shutdown, worker_shutting_down
 from kombu import Queue
 
+from shared import outbox
 from shared.logging import configure_logging, get_logger
 from shared.queueing import (
     MAINTENANCE_QUEUE,
+    RUN_JOB_TASK,
     SWEEP_TASK,
     WORKER_QUEUES,
     broker_transport_options,
@@ -71,6 +74,17 @@ def create_celery(settings: Settings | None = None) -> Celery:
 def _configure_logging(**_: Any) -> None:
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
+
+
+@task_received.connect
+def _unmark_received_job(request: Any = None, **_: Any) -> None:
+    """A message this worker took no longer waits in the broker. Unmarked, the job is
+    republished by the sweeper if it is still queued after the grace period, so a worker killed
+    between receiving a message and claiming its job does not leave that job waiting for the
+    broker's visibility timeout (an hour by default). A duplicate message is harmless."""
+    if request is not None and request.name == RUN_JOB_TASK and request.args:
+        with contextlib.suppress(Exception):
+            outbox.claimed(request.args[0])
 
 
 @worker_shutting_down.connect

@@ -1,9 +1,10 @@
-"""A running promptq stack (simulator, gunicorn, celery worker) for end-to-end tests."""
+"""A running promptq stack (simulator, gunicorn, celery workers, beat) for end-to-end tests."""
 
 from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import requests
 
 from devstack.processes import BIN, ManagedProcess, free_port, http_ok, wait_until
-from devstack.stack import api_process, sim_process, worker_process
+from devstack.stack import api_process, beat_process, sim_process, worker_process
 from shared.models import FINAL_STATUSES
 
 
@@ -60,15 +61,58 @@ class RunningStack:
         wait_until(final, timeout=timeout, interval=0.1, what=f"job {job_id} to finish")
         return seen
 
+    def start_worker(self, name: str, concurrency: int = 4) -> ManagedProcess:
+        """Start one more Celery worker process and wait until it consumes."""
+        process = worker_process(self.env, self.log_dir, name=name, concurrency=concurrency)
+        self.processes[name] = process.start()
+        wait_until(lambda: "ready." in process.log_text(), timeout=60, what=f"worker {name}")
+        return process
+
+    def start_beat(self) -> ManagedProcess:
+        """Start Celery beat (the sweeper's schedule)."""
+        self.processes["beat"] = beat_process(self.env, self.log_dir).start()
+        return self.processes["beat"]
+
+    def set_faults(self, *rules: dict[str, Any]) -> None:
+        """Replace the simulator's runtime fault rules (PUT /sim/faults)."""
+        response = requests.put(f"{self.sim_url}/sim/faults", json={"rules": rules}, timeout=5)
+        assert response.status_code == 200, response.text
+
+    def clear_faults(self) -> None:
+        requests.delete(f"{self.sim_url}/sim/faults", timeout=5).raise_for_status()
+
+    def sim_stats(self) -> dict[str, Any]:
+        response = requests.get(f"{self.sim_url}/sim/stats", timeout=5)
+        response.raise_for_status()
+        return response.json()
+
+    def get(self, key: str, path: str) -> dict[str, Any]:
+        """GET an API path (e.g. /v1/jobs/<id>/attempts) as `key`; the JSON body of a 200."""
+        response = requests.get(
+            f"{self.api_url}{path}", headers={"Authorization": f"Bearer {key}"}, timeout=10
+        )
+        assert response.status_code == 200, response.text
+        return response.json()
+
     def stop(self) -> None:
         for process in reversed(list(self.processes.values())):
             process.stop()
 
 
 def start_stack(
-    database_url: str, redis_url: str, log_dir: Path, sim_latency_ms: float = 0.0
+    database_url: str,
+    redis_url: str,
+    log_dir: Path,
+    sim_latency_ms: float = 0.0,
+    *,
+    extra_env: Mapping[str, str] | None = None,
+    workers: int = 1,
+    concurrency: int = 4,
+    beat: bool = False,
+    sim_hang_s: float | None = None,
 ) -> RunningStack:
-    """Start the simulator, the API under gunicorn and one Celery worker; wait until ready."""
+    """Start the simulator, the API under gunicorn, `workers` Celery workers (named worker,
+    worker2, ...) and optionally beat, with `extra_env` over the defaults; wait until ready."""
     sim_port, api_port = free_port(), free_port()
     sim_url = f"http://127.0.0.1:{sim_port}"
     env = {
@@ -79,17 +123,24 @@ def start_stack(
         "ANTHROPIC_BASE_URL": sim_url,
         "ANTHROPIC_API_KEY": "sk-ant-sim",
         "LOG_JSON": "true",
+        **(extra_env or {}),
     }
     stack = RunningStack(f"http://127.0.0.1:{api_port}", sim_url, env, log_dir)
     try:
-        stack.processes["sim"] = sim_process(sim_port, log_dir, sim_latency_ms).start()
+        stack.processes["sim"] = sim_process(sim_port, log_dir, sim_latency_ms, sim_hang_s).start()
         stack.processes["api"] = api_process(api_port, env, log_dir).start()
-        stack.processes["worker"] = worker_process(env, log_dir, concurrency=4).start()
+        names = ["worker", *(f"worker{n}" for n in range(2, workers + 1))][:workers]
+        for name in names:
+            stack.processes[name] = worker_process(
+                env, log_dir, name=name, concurrency=concurrency
+            ).start()
+        if beat:
+            stack.start_beat()
         wait_until(lambda: http_ok(f"{sim_url}/health"), timeout=30, what="the simulator")
         wait_until(lambda: http_ok(f"{stack.api_url}/ready"), timeout=30, what="the API")
-        wait_until(
-            lambda: "ready." in stack.processes["worker"].log_text(), timeout=60, what="the worker"
-        )
+        for name in names:
+            process = stack.processes[name]
+            wait_until(lambda p=process: "ready." in p.log_text(), timeout=60, what=name)
     except BaseException:
         stack.stop()
         raise

@@ -4,6 +4,7 @@ the lease."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -75,8 +76,16 @@ class _Sink:
 def run_job(job_id: str) -> None:
     """Run one job to its final state. Idempotent: a redelivered message finds nothing to claim."""
     settings = get_settings()
-    with transaction() as session:
-        claim = claim_job(session, uuid.UUID(job_id), settings.job_lease_s)
+    try:
+        with transaction() as session:
+            claim = claim_job(session, uuid.UUID(job_id), settings.job_lease_s)
+    except Exception:
+        # The message is spent either way (a failed task is acked). Unmarked, the job is
+        # republished by the sweeper once Postgres answers again, instead of waiting forever
+        # for a message that no longer exists.
+        with contextlib.suppress(Exception):
+            outbox.claimed(job_id)
+        raise
     if claim is None:
         log.info("job.skip_not_claimable", job_id=job_id)
         return
@@ -89,6 +98,9 @@ def run_job(job_id: str) -> None:
             return
         outcome = run_chain(_spec(claim), get_policies(), _Sink(claim))
         if outcome.abandoned:
+            # Cancelled meanwhile: the fenced final write keeps the status but releases the lease
+            # and settles the reservation. If the lease was lost instead, it writes nothing.
+            _finish(claim, None, None)
             log.info("job.abandoned", job_id=job_id)
         elif outcome.requeue_at is not None:
             with transaction() as session:

@@ -1,0 +1,67 @@
+"""Users and jobs for the fault tests: over HTTP like a client, or inserted and published in bulk
+the way the API does it (commit, then publish through the outbox) when hundreds are needed."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from shared import outbox
+from shared.db import transaction
+from shared.repositories.api_keys import issue_key
+from shared.repositories.jobs import create_job
+from shared.repositories.users import create_user
+from tests.conftest import Account
+from tests.support.stack import RunningStack
+
+
+def create_account(name: str) -> Account:
+    """A user and key in the database this process's settings point at."""
+    with transaction() as session:
+        user = create_user(session, name)
+        issued = issue_key(session, user)
+    return Account(user_id=str(user.id), name=name, key=issued.plaintext)
+
+
+def job_body(model: str, n: int, **extra: Any) -> dict[str, Any]:
+    """A small, distinct completion request (distinct so no two jobs share a reply)."""
+    return {
+        "model": model,
+        "messages": [{"role": "user", "content": f"Fault test request number {n}."}],
+        "max_tokens": 32,
+        **extra,
+    }
+
+
+def submit(
+    stack: RunningStack, account: Account, count: int, model: str, **extra: Any
+) -> list[str]:
+    """Submit `count` jobs over HTTP; their ids."""
+    return [stack.submit(account.key, job_body(model, n, **extra))["id"] for n in range(count)]
+
+
+def insert_jobs(
+    account: Account, count: int, model: str, priority: str = "normal", publish: bool = True
+) -> list[str]:
+    """Commit `count` queued jobs in one transaction, then publish them in one batch."""
+    with transaction() as session:
+        jobs = [
+            create_job(
+                session,
+                user_id=uuid.UUID(account.user_id),
+                model=model,
+                priority=priority,
+                request={
+                    "messages": job_body(model, n)["messages"],
+                    "max_tokens": 32,
+                    "temperature": None,
+                },
+                fallbacks=[],
+                meta={},
+            )
+            for n in range(count)
+        ]
+        ids = [str(job.id) for job in jobs]
+    if publish:
+        outbox.publish([(job_id, priority) for job_id in ids])
+    return ids

@@ -1,0 +1,43 @@
+"""Redis restarted empty with 500 jobs queued: the sweeper republishes them from Postgres, and
+the worker and beat reconnect by themselves."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from devstack.processes import wait_until
+from tests.faults.conftest import DedicatedRedis, MakeStack
+from tests.faults.invariants import assert_settled, final_count, wait_all_final
+from tests.faults.seeding import create_account, insert_jobs, submit
+
+pytestmark = pytest.mark.e2e
+
+
+def test_queued_jobs_survive_redis_losing_its_data(
+    dedicated_redis: DedicatedRedis, make_stack: MakeStack, use_services: Callable[..., None]
+) -> None:
+    """With 500 jobs queued behind a slow model, Redis is stopped and a new, empty one starts on
+    the same port; every job still finishes exactly once."""
+    use_services(redis_url=dedicated_redis.url)
+    stack = make_stack(
+        workers=1, concurrency=8, redis_url=dedicated_redis.url, env={"PROVIDER_TIMEOUT_S": "10"}
+    )
+    # Slow calls keep almost all of the 500 waiting in the broker when Redis goes.
+    stack.set_faults({"model": "*", "latency_ms": 3000})
+    account = create_account("redis-restart")
+    ids = submit(stack, account, 10, "gpt-4o-mini")
+    ids += insert_jobs(account, 490, "gpt-4o-mini")
+    wait_until(lambda: stack.sim_stats()["in_flight"] > 0, timeout=20, what="calls in flight")
+
+    dedicated_redis.stop()
+    dedicated_redis.start()
+    assert dedicated_redis.server is not None
+    assert dedicated_redis.server.client().dbsize() == 0
+    assert final_count(ids) < 20
+    stack.clear_faults()
+
+    wait_all_final(ids, timeout=50)
+    assert assert_settled(ids) == {"succeeded": len(ids)}
+    assert stack.processes["worker"].alive() and stack.processes["beat"].alive()
