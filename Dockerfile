@@ -30,4 +30,4 @@ USER promptq
 EXPOSE 8000
 
 # WEB_CONCURRENCY sets the number of gunicorn worker processes (gunicorn's default: 1).
-CMD ["gunicorn", "api.wsgi:app", "--bind", "0.0.0.0:8000", "--worker-class", "gthread", "--threads", "4", "--worker-tmp-dir", "/dev/shm", "--access-logfile", "-", "--graceful-timeout", "10"]
+CMD ["gunicorn", "api.wsgi:app", "--bind", "0.0.0.0:8000", "--worker-class", "gthread", "--threads", "4", "--worker-tmp-dir", "/dev/shm", "--access-logfile", "-", "--graceful-timeout", "10", "--limit-request-line", "8190"]

@@ -19,45 +19,15 @@ from limits import RateLimitItemPerMinute
 from limits.storage import RedisStorage
 from limits.strategies import SlidingWindowCounterRateLimiter
 
-from api.errors import error_response
-from shared.errors import PromptqError
+from shared.errors import QueueFullError, RateLimitedError
 from shared.models import ApiKey
 from shared.queueing import JOB_QUEUE_ORDER
 from shared.redis_client import get_redis
-from shared.repositories.budgets import BudgetExceededError
 from shared.settings import get_settings
 
 # How long a client should wait after the queues were found full: a few seconds of draining.
 QUEUE_FULL_RETRY_AFTER_S = 10
 WINDOW_S = 60
-
-
-class RateLimitedError(PromptqError):
-    """The API key sent more requests or estimated tokens this minute than it may."""
-
-    code = "rate_limited"
-
-    def __init__(self, message: str, details: dict[str, int], retry_after_s: int) -> None:
-        super().__init__(message, details)
-        self.retry_after_s = retry_after_s
-
-
-class QueueFullError(PromptqError):
-    """The job queues hold as many jobs as the operator allows; new work must wait."""
-
-    code = "queue_full"
-
-    def __init__(self, message: str, details: dict[str, int], retry_after_s: int) -> None:
-        super().__init__(message, details)
-        self.retry_after_s = retry_after_s
-
-
-# Status of each refusal that asks the client to come back later (with Retry-After).
-RETRY_LATER: dict[type[PromptqError], int] = {
-    RateLimitedError: 429,
-    BudgetExceededError: 429,
-    QueueFullError: 503,
-}
 
 
 def check_queue_depth() -> None:
@@ -161,17 +131,9 @@ def screen(key: ApiKey, tokens: int) -> RateLimitState:
     return charge_rate_limits(key, tokens)
 
 
-def install(bp: Blueprint) -> None:
-    """Give `bp` the refusals above as JSON errors with Retry-After, and the rate-limit headers
-    on every answer of a request that was counted."""
-
-    def _retry_later(exc: PromptqError) -> Response:
-        response = error_response(RETRY_LATER[type(exc)], exc.code, exc.message, exc.details)
-        response.headers["Retry-After"] = str(exc.retry_after_s)  # type: ignore[attr-defined]
-        return response
-
-    for error in RETRY_LATER:
-        bp.register_error_handler(error, _retry_later)
+def install_headers(bp: Blueprint) -> None:
+    """Give every answer of `bp` to a request that was counted the rate-limit headers (refusals
+    and their Retry-After are api/errors.py's)."""
 
     @bp.after_request
     def _rate_limit_headers(response: Response) -> Response:

@@ -10,7 +10,8 @@ import click
 import pydantic
 from click.core import ParameterSource
 
-from api.schemas_admin import BudgetUsd, KeyCreate, UserCreate, money, path_id
+from api.request_scope import path_id
+from api.schemas_admin import BudgetUsd, KeyCreate, UserCreate, money
 from shared.db import transaction
 from shared.errors import PromptqError
 from shared.models import ApiKey

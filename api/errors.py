@@ -21,6 +21,10 @@ STATUS_FOR: dict[type[errors.PromptqError], int] = {
     errors.ConflictError: 409,
     errors.ValidationError: 422,
     errors.UnknownModelError: 422,
+    errors.RateLimitedError: 429,
+    errors.BudgetExceededError: 429,
+    errors.QueueFullError: 503,
+    errors.RetryLaterError: 503,
 }
 
 # Werkzeug's own refusals (routing, methods, body size) under stable codes of ours.
@@ -52,6 +56,8 @@ def register_error_handlers(app: Flask) -> None:
         response = error_response(_status_for(exc), exc.code, exc.message, exc.details)
         if isinstance(exc, errors.AuthenticationError):
             response.headers["WWW-Authenticate"] = 'Bearer realm="promptq"'
+        if isinstance(exc, errors.RetryLaterError):
+            response.headers["Retry-After"] = str(exc.retry_after_s)
         return response
 
     @app.errorhandler(HTTPException)

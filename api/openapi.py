@@ -61,11 +61,14 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     401: "No API key, or an unknown, revoked or expired one (code `unauthorized`).",
     403: "The admin API is disabled (code `forbidden`).",
     404: "No such resource, or it is not the caller's (code `not_found`).",
-    409: "The request collides with existing state (code `conflict`).",
+    409: "The request collides with existing state (codes `idempotency_conflict`, "
+    "`job_not_cancellable`, `already_exists`, `limit_reached`).",
     413: "The request body is larger than the server accepts (code `payload_too_large`).",
     422: "Well-formed JSON, but invalid; `details` lists each problem.",
-    429: "Over a rate limit or budget; retry after `Retry-After` seconds.",
-    503: "Temporarily unable to serve (a backing service is down, or the queue is full).",
+    429: "Over a rate limit or budget (codes `rate_limited`, `budget_exceeded`); retry after "
+    "`Retry-After` seconds.",
+    503: "Temporarily unable to serve: the job queues are full (code `queue_full`, with "
+    "`Retry-After`), or a backing service is down.",
 }
 _RETRY_AFTER: Json = {
     "Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer", "minimum": 0}}

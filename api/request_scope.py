@@ -1,17 +1,19 @@
-"""The request's database session and JSON body. The session closes (and rolls back anything
-uncommitted) when the request ends."""
+"""The request's database session, and its JSON body, query string and path ids parsed into
+pydantic models. The session closes (and rolls back anything uncommitted) when the request ends.
+"""
 
 from __future__ import annotations
 
-import json
-from typing import TypeVar
+import uuid
+from typing import Any, TypeVar
 
 import pydantic
+import pydantic_core
 from flask import Flask, g, request
 from sqlalchemy.orm import Session
 
 from shared.db import get_session_factory
-from shared.errors import MalformedJsonError, ValidationError
+from shared.errors import MalformedJsonError, NotFoundError, ValidationError
 
 ModelT = TypeVar("ModelT", bound=pydantic.BaseModel)
 
@@ -33,12 +35,29 @@ def register_request_scope(app: Flask) -> None:
     app.teardown_appcontext(_close_session)
 
 
+def _problems(exc: pydantic.ValidationError, whole: str) -> list[dict[str, Any]]:
+    return [
+        {"field": ".".join(str(p) for p in e["loc"]) or whole, "problem": e["msg"]}
+        for e in exc.errors(include_url=False, include_input=False)
+    ]
+
+
+def _invalid(what: str, problems: list[dict[str, Any]]) -> ValidationError:
+    first = problems[0]
+    return ValidationError(
+        f"Invalid {what}: {first['field']}: {first['problem']}"
+        + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
+        details=problems,
+    )
+
+
 def parse_body(model: type[ModelT]) -> ModelT:
-    """Validate the request body against `model`; wrong JSON or shape is a clear 4xx."""
+    """Validate the request body against `model` (strict JSON, unknown fields refused). Bytes
+    that are not JSON, including NaN, Infinity and lone surrogates, are 400 invalid_json."""
     raw = request.get_data(cache=True)
     try:
-        json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        pydantic_core.from_json(raw, allow_inf_nan=False)
+    except ValueError as exc:
         raise MalformedJsonError(
             f"The request body is not valid JSON: {exc}. Send a JSON object with "
             "'Content-Type: application/json'."
@@ -46,13 +65,26 @@ def parse_body(model: type[ModelT]) -> ModelT:
     try:
         return model.model_validate_json(raw, strict=True)
     except pydantic.ValidationError as exc:
-        problems = [
-            {"field": ".".join(str(p) for p in e["loc"]) or "(body)", "problem": e["msg"]}
-            for e in exc.errors(include_url=False, include_input=False)
-        ]
-        first = problems[0]
-        raise ValidationError(
-            f"Invalid request: {first['field']}: {first['problem']}"
-            + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
-            details=problems,
-        ) from None
+        raise _invalid("request", _problems(exc, "(body)")) from None
+
+
+def parse_query(model: type[ModelT]) -> ModelT:
+    """Validate the query string against `model` (strict; each parameter at most once, unknown
+    ones refused); a bad parameter is a 422 naming it."""
+    repeated = [name for name, values in request.args.lists() if len(values) > 1]
+    if repeated:
+        raise _invalid(
+            "query", [{"field": name, "problem": "given more than once"} for name in repeated]
+        )
+    try:
+        return model.model_validate_strings(request.args.to_dict(), strict=True)
+    except pydantic.ValidationError as exc:
+        raise _invalid("query", _problems(exc, "(query)")) from None
+
+
+def path_id(value: str, what: str) -> uuid.UUID:
+    """A resource id from the path; a malformed one is as unknown as a missing one."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise NotFoundError(f"No {what} with id {value!r}.") from None

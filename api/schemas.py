@@ -4,30 +4,34 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    HttpUrl,
-    PlainSerializer,
-    TypeAdapter,
-    ValidationInfo,
-    field_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
 
-from api.schemas_fields import METADATA_DOC, NO_NUL, ResponseFormat, small_metadata
+from api.cursor import CURSOR_PATTERN
+from api.schemas_fields import (
+    METADATA_DOC,
+    NO_NUL,
+    HttpUrlText,
+    PositiveUsd,
+    ResponseFormat,
+    Rfc3339Datetime,
+    json_int,
+    small_metadata,
+)
 from shared.models import Job, JobStatus
-from shared.pricing import PRICE_TABLE
+from shared.pricing import PRICE_TABLE, model_chain
 from shared.settings import get_settings
 
 MAX_FALLBACKS = 5
-_HTTP_URL = TypeAdapter(HttpUrl)
 # Documented, not enforced by pydantic: an unknown model is refused as `unknown_model`.
 KNOWN_MODELS: dict[str, Any] = {"enum": sorted(PRICE_TABLE)}
+# "At least one user message", in the schema as well as in the validator below.
+HAS_USER_MESSAGE: dict[str, Any] = {
+    "contains": {"type": "object", "properties": {"role": {"const": "user"}}, "required": ["role"]}
+}
 
 
 def usd(value: Decimal) -> str:
@@ -53,8 +57,13 @@ class JobCreate(BaseModel):
         description="A model from GET /v1/models.",
         json_schema_extra=KNOWN_MODELS,
     )
-    messages: list[ChatMessage] = Field(min_length=1, max_length=256)
-    max_tokens: int | None = Field(default=None, ge=1, le=32768)
+    messages: list[ChatMessage] = Field(
+        min_length=1,
+        max_length=256,
+        json_schema_extra=HAS_USER_MESSAGE,
+        description="The conversation; at least one message has role 'user'.",
+    )
+    max_tokens: json_int(ge=1, le=32768) | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
     priority: Literal["high", "normal", "low"] = "normal"
     metadata: dict[str, Any] = Field(default_factory=dict, json_schema_extra=METADATA_DOC)
@@ -67,15 +76,13 @@ class JobCreate(BaseModel):
         description="Models to try in order when `model` fails; each from GET /v1/models.",
     )
     response_format: ResponseFormat | None = None
-    callback_url: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=2048,
-        pattern=r"^https?://",
-        description="http(s) URL.",
+    callback_url: HttpUrlText | None = Field(
+        default=None, description="http(s) URL (ASCII: a DNS name or IPv4 address)."
     )
-    max_cost_usd: Decimal | None = Field(
-        default=None, gt=0, max_digits=20, decimal_places=10, description="Dollars, at most."
+    max_cost_usd: PositiveUsd | None = Field(
+        default=None,
+        description='Dollars, at most: a decimal string ("0.25") keeps them exact; a number is '
+        "rounded to 10 decimal places.",
     )
 
     @field_validator("messages")
@@ -90,24 +97,18 @@ class JobCreate(BaseModel):
     def _small_metadata(cls, metadata: dict[str, Any]) -> dict[str, Any]:
         return small_metadata(metadata)
 
-    @field_validator("callback_url")
-    @classmethod
-    def _http_url(cls, url: str | None) -> str | None:
-        if url is not None:
-            _HTTP_URL.validate_python(url)
-        return url
-
     @field_validator("fallbacks")
     @classmethod
-    def _distinct_models(cls, fallbacks: list[str], info: ValidationInfo) -> list[str]:
-        models = [info.data.get("model"), *fallbacks]
-        if len(set(models)) != len(models):
-            raise ValueError("fallbacks must differ from `model` and from each other")
+    def _distinct(cls, fallbacks: list[str]) -> list[str]:
+        # uniqueItems says so too; pydantic does not enforce it by itself.
+        if len(set(fallbacks)) != len(fallbacks):
+            raise ValueError("fallbacks must differ from each other")
         return fallbacks
 
     def models(self) -> list[str]:
-        """The model, then its fallbacks, in the order they would be tried."""
-        return [self.model, *self.fallbacks]
+        """The models the worker may try, in order (the default chain when no fallbacks are
+        given); an unknown model raises UnknownModelError."""
+        return list(model_chain(self.model, self.fallbacks))
 
     def contents(self) -> list[str]:
         return [m.content for m in self.messages]
@@ -136,22 +137,16 @@ class JobListQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     limit: int = Field(default=20, ge=1, le=100)
-    cursor: str | None = Field(default=None, min_length=1, max_length=200)
+    cursor: str | None = Field(
+        default=None,
+        pattern=CURSOR_PATTERN,
+        description="next_cursor from the previous page (a position in the list).",
+    )
     status: JobStatus | None = None
     priority: Literal["high", "normal", "low"] | None = None
-    model: str | None = Field(default=None, min_length=1, max_length=100)
-    created_after: datetime | None = None
-    created_before: datetime | None = None
-
-    @field_validator("created_after", "created_before", mode="before")
-    @classmethod
-    def _iso_8601(cls, value: object) -> datetime:
-        # Only ISO 8601 text: pydantic's lax mode would also read "1.5" as a Unix time.
-        try:
-            parsed = datetime.fromisoformat(value)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            raise ValueError("must be an ISO 8601 date-time, e.g. 2026-03-01T12:00:00Z") from None
-        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    model: str | None = Field(default=None, min_length=1, max_length=100, pattern=NO_NUL)
+    created_after: Rfc3339Datetime | None = None
+    created_before: Rfc3339Datetime | None = None
 
 
 class Usage(BaseModel):

@@ -1,18 +1,14 @@
-"""Request and response models of the key, admin, usage and webhook-endpoint routes (pydantic),
-and the parsing of their query strings and path ids."""
+"""Request and response models of the key, admin, usage and webhook-endpoint routes (pydantic)."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Annotated, Any, Literal, Self, TypeVar
+from typing import Annotated, Any, Literal, Self
 
-import pydantic
-from flask import request
 from pydantic import (
     AfterValidator,
-    AnyHttpUrl,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -21,9 +17,7 @@ from pydantic import (
     model_validator,
 )
 
-from shared.errors import NotFoundError, ValidationError
-
-QueryT = TypeVar("QueryT", bound=BaseModel)
+from api.schemas_fields import HttpUrlText, IsoDate, Usd, json_int
 
 # Postgres INTEGER columns: a larger number would fail in the database, not here.
 MAX_INT4 = 2**31 - 1
@@ -31,35 +25,6 @@ MAX_USAGE_DAYS = 366
 # PostgreSQL text cannot hold NUL; names refuse the other control characters too.
 NAME_PATTERN = r"^[^\x00-\x1f\x7f]*$"
 TEXT_PATTERN = r"^[^\x00]*$"
-
-
-def parse_query(model: type[QueryT]) -> QueryT:
-    """Validate the query string against `model` (unknown or repeated parameters refused)."""
-    raw = dict(request.args.lists())
-    repeated = [name for name, values in raw.items() if len(values) > 1]
-    if repeated:
-        raise ValidationError(
-            f"Invalid query: {repeated[0]}: given more than once",
-            details=[{"field": name, "problem": "given more than once"} for name in repeated],
-        )
-    try:
-        return model.model_validate_strings({k: v[0] for k, v in raw.items()}, strict=True)
-    except pydantic.ValidationError as exc:
-        problems = [
-            {"field": ".".join(str(p) for p in e["loc"]) or "(query)", "problem": e["msg"]}
-            for e in exc.errors(include_url=False, include_input=False)
-        ]
-        raise ValidationError(
-            f"Invalid query: {problems[0]['field']}: {problems[0]['problem']}", details=problems
-        ) from None
-
-
-def path_id(value: str, what: str) -> uuid.UUID:
-    """A resource id from the path; a malformed one is as unknown as a missing one."""
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise NotFoundError(f"No {what} with id {value!r}.") from None
 
 
 def money(value: Decimal | None) -> str | None:
@@ -75,15 +40,13 @@ def _in_future(value: datetime) -> datetime:
 
 FutureDatetime = Annotated[AwareDatetime, AfterValidator(_in_future)]
 BudgetUsd = Annotated[
-    Decimal,
+    Usd,
     Field(
-        ge=0,
-        max_digits=20,
-        decimal_places=10,
-        description='Decimal dollars, e.g. "12.50" (a string keeps it exact); null: no ceiling.',
+        description='Decimal dollars, e.g. "12.50" (a string keeps it exact; a number is '
+        "rounded to 10 decimal places); null: no ceiling."
     ),
 ]
-RateLimit = Annotated[int, Field(ge=1, le=MAX_INT4)]
+RateLimit = json_int(ge=1, le=MAX_INT4)
 # A Decimal column shown as exact dollars in a string, so no precision is lost in JSON.
 MoneyOut = Annotated[str, BeforeValidator(money)]
 
@@ -113,7 +76,7 @@ class KeyCreate(_Body):
 
     name: str | None = Field(default=None, min_length=1, max_length=100, pattern=NAME_PATTERN)
     expires_at: FutureDatetime | None = None
-    expires_in_days: int | None = Field(default=None, ge=1, le=3650)
+    expires_in_days: json_int(ge=1, le=3650) | None = None
 
     @model_validator(mode="after")
     def _one_expiry(self) -> Self:
@@ -211,16 +174,12 @@ class UsageQuery(_Body):
     """GET /v1/usage: inclusive UTC dates; the last 30 days by default."""
 
     # Bounded so that the day after `end` and 29 days before it are always valid dates.
-    start: date | None = Field(
+    start: IsoDate | None = Field(
         default=None,
-        ge=date(1970, 1, 1),
-        le=date(9999, 12, 30),
         description="First UTC day, YYYY-MM-DD. Default: 29 days before end.",
     )
-    end: date | None = Field(
+    end: IsoDate | None = Field(
         default=None,
-        ge=date(1970, 1, 1),
-        le=date(9999, 12, 30),
         description="Last UTC day (inclusive). Default: today, or start if that is later.",
     )
 
@@ -267,22 +226,15 @@ class UsageOut(BaseModel):
 
 EventType = Literal["job.succeeded", "job.failed", "job.cancelled"]
 EVENT_ORDER: tuple[str, ...] = ("job.succeeded", "job.failed", "job.cancelled")
-MAX_URL_LENGTH = 2048
-
-
-def _fits_column(url: AnyHttpUrl) -> str:
-    # Checked on the normalized form, which is what is stored (IDNA hosts can grow).
-    text = str(url)
-    if len(text) > MAX_URL_LENGTH:
-        raise ValueError(f"at most {MAX_URL_LENGTH} characters")
-    return text
 
 
 def _as_set(events: list[EventType]) -> list[str]:
     return [e for e in EVENT_ORDER if e in events]
 
 
-WebhookUrl = Annotated[AnyHttpUrl, AfterValidator(_fits_column)]
+WebhookUrl = Annotated[
+    HttpUrlText, Field(description="http(s) URL (ASCII: a DNS name or IPv4 address).")
+]
 EventTypes = Annotated[list[EventType], Field(min_length=1, max_length=16), AfterValidator(_as_set)]
 
 
@@ -293,20 +245,26 @@ class WebhookCreate(_Body):
     enabled: bool = True
 
 
+_NOT_NULLABLE = ("url", "event_types", "enabled")
+
+
+def _undocumented_defaults(schema: dict[str, Any]) -> None:
+    for name in _NOT_NULLABLE:
+        schema["properties"][name].pop("default", None)
+
+
 class WebhookUpdate(_Patch):
     """Body of PATCH /v1/webhooks/<id>; only description may be null (cleared)."""
 
-    url: WebhookUrl | None = None
-    event_types: EventTypes | None = None
-    description: str | None = Field(default=None, max_length=500, pattern=TEXT_PATTERN)
-    enabled: bool | None = None
+    # url, event_types and enabled are not nullable: left out means kept, and null is refused
+    # as the wrong type. Their None default only marks "left out" (pydantic never validates a
+    # default), so the document leaves it out.
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_undocumented_defaults)
 
-    @model_validator(mode="after")
-    def _no_null_except_description(self) -> Self:
-        nulls = [f for f in ("url", "event_types", "enabled") if f in self.model_fields_set]
-        if any(getattr(self, f) is None for f in nulls):
-            raise ValueError("url, event_types and enabled cannot be null")
-        return self
+    url: WebhookUrl = None  # type: ignore[assignment]
+    event_types: EventTypes = None  # type: ignore[assignment]
+    description: str | None = Field(default=None, max_length=500, pattern=TEXT_PATTERN)
+    enabled: bool = None  # type: ignore[assignment]
 
 
 class WebhookOut(_Row):

@@ -1,19 +1,165 @@
-"""Pieces of job bodies shared by POST /v1/jobs and POST /v1/batches: metadata rules, the
-NUL check PostgreSQL needs, and the response_format models (pydantic)."""
+"""Field types shared by the request models: integers, decimal dollars, URLs and dates whose
+validation is exactly what their JSON Schema says (so a schema-valid value is never refused and
+an invalid one never accepted), the metadata rules, the NUL check PostgreSQL needs, and the
+response_format models (pydantic)."""
 
 from __future__ import annotations
 
 import json
+import re
+from datetime import UTC, date, datetime
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Annotated, Any, Literal
 
-from jsonschema import SchemaError
-from jsonschema.validators import validator_for
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
 
 MAX_METADATA_KEYS = 16
 MAX_METADATA_BYTES = 4096
 # PostgreSQL text and JSONB cannot hold NUL; refuse it at the edge rather than fail on insert.
 NO_NUL = r"^[^\x00]*$"
+
+
+# Dollars fit NUMERIC(20, 10): at most 10 digits before the point and 10 after.
+USD_PLACES = Decimal("1e-10")
+USD_LIMIT = Decimal("1e10")
+_USD_FRACTION = r"\.[0-9]{1,10}"
+# A positive amount without lookarounds (JSON Schema generators cannot run them): a non-zero
+# integer part, or "0." and a fraction with a non-zero digit at some position. [0-9], not \d:
+# \d also matches other scripts' digits in Python and in pydantic's regex engine.
+_POSITIVE_FRACTION = "|".join("0" * k + f"[1-9][0-9]{{0,{9 - k}}}" for k in range(10))
+POSITIVE_USD_PATTERN = rf"^(?:[1-9][0-9]{{0,9}}(?:{_USD_FRACTION})?|0\.(?:{_POSITIVE_FRACTION}))$"
+USD_PATTERN = rf"^[0-9]{{1,10}}(?:{_USD_FRACTION})?$"
+
+# http(s) URLs of printable ASCII: a DNS name (its last label starting with a letter, so it is
+# never read as a malformed IPv4 address) or a dotted IPv4 address, an optional port, then any
+# path, query and fragment of RFC 3986 characters. Internationalized names are sent in their
+# ASCII (xn--) form.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_TOP_LABEL = r"[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_PORT = r"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+_PCHAR = r"(?:[A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})"
+HTTP_URL_PATTERN = (
+    rf"^https?://(?:(?:{_LABEL}\.)*{_TOP_LABEL}|{_OCTET}(?:\.{_OCTET}){{3}})(?::{_PORT})?"
+    rf"(?:/(?:{_PCHAR}|/)*)?(?:\?(?:{_PCHAR}|[/?])*)?(?:#(?:{_PCHAR}|[/?])*)?$"
+)
+MAX_URL_LENGTH = 2048
+
+# RFC 3339 (JSON Schema's `date-time`) with its offset, and `date` (YYYY-MM-DD).
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _integral(value: Any) -> Any:
+    # JSON Schema counts 3.0 as an integer; pydantic's strict mode would refuse it.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _usd(pattern: str) -> Any:
+    compiled = re.compile(pattern)
+
+    def parse(value: Any) -> Any:
+        if isinstance(value, str):
+            if not compiled.fullmatch(value):
+                raise ValueError('must be decimal dollars like "12.50" (at most 10 decimals)')
+            return Decimal(value)
+        if isinstance(value, bool):
+            raise ValueError("must be a number or a decimal string, not a boolean")
+        if isinstance(value, int | float):
+            amount = Decimal(repr(value))
+            if not amount.is_finite() or abs(amount) >= USD_LIMIT:
+                return amount  # refused by the bounds below, unrounded
+            # A JSON number is binary: keep the 10 places a NUMERIC(20, 10) column holds.
+            return amount.quantize(USD_PLACES, rounding=ROUND_HALF_EVEN)
+        return value
+
+    return BeforeValidator(parse)
+
+
+def _rfc3339(value: Any) -> Any:
+    if isinstance(value, str):
+        if not _RFC3339.fullmatch(value):
+            raise ValueError("must be an RFC 3339 date-time, e.g. 2026-03-01T12:00:00Z")
+        return datetime.fromisoformat(value.upper()).astimezone(UTC)
+    return value
+
+
+def _iso_date(value: Any) -> Any:
+    if isinstance(value, str):
+        if not _ISO_DATE.fullmatch(value):
+            raise ValueError("must be a date, YYYY-MM-DD")
+        return date.fromisoformat(value)
+    return value
+
+
+def json_int(*, ge: int, le: int) -> Any:
+    """A JSON body's integer from `ge` to `le` as JSON Schema means it: 3 and 3.0 alike. (The
+    bounds sit inside the type so pydantic documents them as minimum and maximum.)"""
+    return Annotated[int, Field(ge=ge, le=le), BeforeValidator(_integral)]
+
+
+PositiveUsd = Annotated[
+    Decimal,
+    _usd(POSITIVE_USD_PATTERN),
+    Field(gt=0, lt=USD_LIMIT, max_digits=20, decimal_places=10),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": float(USD_PLACES), "exclusiveMaximum": 1e10},
+                {"type": "string", "pattern": POSITIVE_USD_PATTERN},
+            ]
+        },
+        mode="validation",
+    ),
+]
+"""Decimal dollars above zero: a string keeps them exact; a number is rounded to 10 places."""
+
+Usd = Annotated[
+    Decimal,
+    _usd(USD_PATTERN),
+    Field(ge=0, lt=USD_LIMIT, max_digits=20, decimal_places=10),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0, "exclusiveMaximum": 1e10},
+                {"type": "string", "pattern": USD_PATTERN},
+            ]
+        },
+        mode="validation",
+    ),
+]
+"""Decimal dollars, zero or more."""
+
+HttpUrlText = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_URL_LENGTH,
+        pattern=HTTP_URL_PATTERN,
+        json_schema_extra={"format": "uri"},
+    ),
+]
+"""An http(s) URL, kept as given."""
+
+Rfc3339Datetime = Annotated[
+    datetime,
+    BeforeValidator(_rfc3339),
+    WithJsonSchema({"type": "string", "format": "date-time"}, mode="validation"),
+]
+"""A date-time with its UTC offset, as RFC 3339 writes it (the query strings' form)."""
+
+IsoDate = Annotated[
+    date,
+    # Bounded so that a day before and after it are dates too.
+    Field(ge=date(1970, 1, 1), le=date(9999, 12, 30)),
+    BeforeValidator(_iso_date),
+    WithJsonSchema({"type": "string", "format": "date"}, mode="validation"),
+]
+"""A calendar date, YYYY-MM-DD (never a Unix time), from 1970 on."""
 
 
 METADATA_DOC: dict[str, Any] = {
@@ -68,6 +214,10 @@ class JsonSchemaFormat(BaseModel):
     @field_validator("json_schema")
     @classmethod
     def _is_a_json_schema(cls, schema: dict[str, Any]) -> dict[str, Any]:
+        # Imported here: jsonschema is slow to import and only job bodies need it, not the CLI.
+        from jsonschema import SchemaError
+        from jsonschema.validators import validator_for
+
         without_nul(schema)
         try:
             validator_for(schema).check_schema(schema)

@@ -51,6 +51,10 @@ def api_process(
         "-",
         "--graceful-timeout",
         "10",
+        # gunicorn's own 414 is an HTML page; its largest finite limit keeps the JSON API in
+        # charge of all but absurd URLs.
+        "--limit-request-line",
+        "8190",
     ]
     return ManagedProcess("api", argv, env, log_dir / "api.log", cwd=ROOT)
 

@@ -1,11 +1,21 @@
 """The domain error tree. No HTTP here: api/errors.py maps these to status codes.
 
 PromptqError
-├── NotFoundError          the thing does not exist, or is not the caller's
-├── AuthenticationError    no key, an unknown key, a revoked or expired key
-├── ValidationError        the request is malformed (details say where)
-├── UnknownModelError      the model is not in the catalogue
-└── ConflictError          the request collides with existing state
+├── NotFoundError              the thing does not exist, or is not the caller's
+├── AuthenticationError        no key, an unknown key, a revoked or expired key
+├── ForbiddenError             the admin API is disabled
+├── ValidationError            the request is malformed (details say where)
+│   └── MalformedJsonError     the body is not JSON at all
+├── UnknownModelError          the model is not in the catalogue
+├── ConflictError              the request collides with existing state
+│   ├── IdempotencyConflictError   an Idempotency-Key reused for a different body
+│   ├── JobNotCancellableError     the job already finished
+│   ├── AlreadyExistsError         a name that must be unique is taken
+│   └── LimitReachedError          a per-user cap on a kind of thing is reached
+└── RetryLaterError            refused for now; retry after `retry_after_s` seconds
+    ├── RateLimitedError       the API key's request or token rate limit
+    ├── BudgetExceededError    the user's daily or monthly budget
+    └── QueueFullError         the job queues are at their ceiling
 """
 
 from __future__ import annotations
@@ -48,3 +58,55 @@ class UnknownModelError(PromptqError):
 
 class ConflictError(PromptqError):
     code = "conflict"
+
+
+class IdempotencyConflictError(ConflictError):
+    """An Idempotency-Key was reused with a different request body."""
+
+    code = "idempotency_conflict"
+
+
+class JobNotCancellableError(ConflictError):
+    """The job already reached a final state."""
+
+    code = "job_not_cancellable"
+
+
+class AlreadyExistsError(ConflictError):
+    """Something whose name must be unique exists already under that name."""
+
+    code = "already_exists"
+
+
+class LimitReachedError(ConflictError):
+    """The user already has as many of these as they may."""
+
+    code = "limit_reached"
+
+
+class RetryLaterError(PromptqError):
+    """Refused for now; the same request may succeed after `retry_after_s` seconds."""
+
+    code = "retry_later"
+
+    def __init__(self, message: str, details: Any = None, *, retry_after_s: int) -> None:
+        super().__init__(message, details)
+        self.retry_after_s = retry_after_s
+
+
+class RateLimitedError(RetryLaterError):
+    """The API key sent more requests or estimated tokens this minute than it may."""
+
+    code = "rate_limited"
+
+
+class BudgetExceededError(RetryLaterError):
+    """Admitting the work would take the user past a daily or monthly budget."""
+
+    code = "budget_exceeded"
+
+
+class QueueFullError(RetryLaterError):
+    """The job queues hold as many jobs as the operator allows; new work must wait."""
+
+    code = "queue_full"

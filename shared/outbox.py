@@ -36,7 +36,13 @@ def publish(jobs: Sequence[tuple[str, str]]) -> None:
 
 def claimed(job_id: uuid.UUID | str) -> None:
     """The job's message was consumed; a later requeue must be published again."""
-    get_redis().srem(ENQUEUED_KEY, str(job_id))
+    forget([job_id])
+
+
+def forget(job_ids: Sequence[uuid.UUID | str]) -> None:
+    """These jobs have no live message (any more): the sweeper may publish them."""
+    if job_ids:
+        get_redis().srem(ENQUEUED_KEY, *(str(j) for j in job_ids))
 
 
 def missing(job_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:

@@ -61,5 +61,12 @@ def price_for(model: str) -> ModelPrice:
         ) from None
 
 
+def model_chain(model: str, fallbacks: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """The models a job may use, in order: its own fallbacks, else the catalogue's default
+    chain. Admission reserves budget for this chain and the worker walks exactly this chain."""
+    chain = fallbacks or price_for(model).fallbacks
+    return tuple(dict.fromkeys([model, *chain]))
+
+
 def is_known_model(model: str) -> bool:
     return model in PRICE_TABLE

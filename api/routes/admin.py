@@ -8,7 +8,7 @@ from flask import Blueprint, Response, jsonify
 
 from api import openapi
 from api.auth import require_admin
-from api.request_scope import db, parse_body
+from api.request_scope import db, parse_body, parse_query, path_id
 from api.schemas_admin import (
     AdminKeyCreate,
     KeyCreated,
@@ -20,8 +20,6 @@ from api.schemas_admin import (
     UserOut,
     UserPage,
     UserUpdate,
-    parse_query,
-    path_id,
 )
 from shared.models import ApiKey, User
 from shared.repositories.api_keys import get_key, issue_key, list_keys, revoke_key, update_key

@@ -30,7 +30,7 @@ from shared.repositories.budgets import check_budget, lock_user
 from shared.settings import Settings, get_settings
 
 bp = Blueprint("batches", __name__, url_prefix="/v1/batches")
-admission.install(bp)
+admission.install_headers(bp)
 log = get_logger(__name__)
 TAGS = ["batches"]
 
@@ -61,7 +61,7 @@ def _batch_json(batch: Batch, counts: dict[str, int], status: int) -> Response:
 
 def _check_models(jobs: list[BatchJobCreate]) -> None:
     for index, job in enumerate(jobs):
-        for model in job.models():
+        for model in (job.model, *job.fallbacks):
             if model not in PRICE_TABLE:
                 raise UnknownModelError(
                     f"Unknown model {model!r} in job {job.custom_id!r} (jobs.{index}); "

@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-import uuid
-from datetime import datetime
-from typing import TypeVar
-
-import pydantic
 from flask import Blueprint, Response, jsonify, request, url_for
 
 from api import admission, openapi
 from api.auth import current_key
-from api.request_scope import db, parse_body
+from api.cursor import decode_cursor, encode_cursor
+from api.request_scope import db, parse_body, parse_query
 from api.schemas import AttemptList, AttemptOut, JobCreate, JobList, JobListQuery, JobOut
 from shared import outbox
 from shared.cost_estimate import estimated_tokens, reservation_usd
-from shared.errors import ValidationError
+from shared.errors import IdempotencyConflictError, ValidationError
 from shared.logging import get_logger
 from shared.models import Job
 from shared.pricing import price_for
 from shared.repositories.budgets import check_budget, lock_user
 from shared.repositories.jobs import (
-    IdempotencyConflictError,
     JobFilter,
     cancel_job,
     create_job,
@@ -36,10 +28,9 @@ from shared.repositories.jobs import (
 from shared.settings import get_settings
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
-admission.install(bp)
+admission.install_headers(bp)
 log = get_logger(__name__)
 
-QueryT = TypeVar("QueryT", bound=pydantic.BaseModel)
 TAGS = ["jobs"]
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_IDEMPOTENCY_KEY = 255
@@ -76,7 +67,7 @@ def _idempotency_key() -> str | None:
 def submit_job() -> Response:
     key = current_key()
     body = parse_body(JobCreate)
-    for model in body.models():
+    for model in (body.model, *body.fallbacks):
         price_for(model)  # an unknown model or fallback is refused before anything is counted
     idempotency_key = _idempotency_key()
     max_tokens = body.effective_max_tokens()
@@ -128,41 +119,6 @@ def submit_job() -> Response:
     return _job_json(job, 202)
 
 
-def parse_query(model: type[QueryT]) -> QueryT:
-    """Validate the query string against `model`; a bad parameter is a 422 naming it."""
-    try:
-        return model.model_validate(request.args.to_dict())
-    except pydantic.ValidationError as exc:
-        problems = [
-            {"field": ".".join(str(p) for p in e["loc"]) or "(query)", "problem": e["msg"]}
-            for e in exc.errors(include_url=False, include_input=False)
-        ]
-        raise ValidationError(
-            f"Invalid query: {problems[0]['field']}: {problems[0]['problem']}", details=problems
-        ) from None
-
-
-def encode_cursor(job: Job) -> str:
-    """An opaque position after `job` in newest-first order."""
-    raw = json.dumps([job.created_at.isoformat(), str(job.id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, job_id = json.loads(raw)
-        position = (datetime.fromisoformat(created_at), uuid.UUID(job_id))
-    except (binascii.Error, ValueError, TypeError):
-        position = None
-    if position is None or position[0].tzinfo is None:
-        problem = "not a cursor this API returned; use next_cursor from the previous page"
-        raise ValidationError(
-            f"Invalid query: cursor: {problem}", details=[{"field": "cursor", "problem": problem}]
-        )
-    return position
-
-
 @bp.get("")
 @openapi.operation(
     summary="List the caller's jobs, newest first",
@@ -183,12 +139,13 @@ def list_own_jobs() -> Response:
     )
     rows = list_jobs(db(), user_id, filters, after, query.limit + 1)
     page = rows[: query.limit]
+    more = len(rows) > query.limit
     listing = JobList(
         data=[
             JobOut.from_row(job, url_for("jobs.get_job", job_id=str(job.id), _external=True))
             for job in page
         ],
-        next_cursor=encode_cursor(page[-1]) if len(rows) > query.limit else None,
+        next_cursor=encode_cursor(page[-1].created_at, page[-1].id) if more else None,
     )
     return jsonify(listing.model_dump(mode="json"))
 

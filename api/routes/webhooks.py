@@ -7,14 +7,13 @@ from flask import Blueprint, Response, jsonify
 
 from api import openapi
 from api.auth import current_user
-from api.request_scope import db, parse_body
+from api.request_scope import db, parse_body, path_id
 from api.schemas_admin import (
     WebhookCreate,
     WebhookList,
     WebhookOut,
     WebhookUpdate,
     WebhookWithSecret,
-    path_id,
 )
 from shared.models import WebhookEndpoint
 from shared.repositories.webhook_endpoints import (

@@ -18,18 +18,8 @@ from decimal import Decimal
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from shared.errors import NotFoundError, PromptqError
+from shared.errors import BudgetExceededError, NotFoundError
 from shared.models import Job, JobStatus, UsageRecord, User
-
-
-class BudgetExceededError(PromptqError):
-    """Admitting the work would take the user past a daily or monthly budget."""
-
-    code = "budget_exceeded"
-
-    def __init__(self, message: str, details: dict[str, str], retry_after_s: int) -> None:
-        super().__init__(message, details)
-        self.retry_after_s = retry_after_s
 
 
 def lock_user(session: Session, user_id: uuid.UUID) -> User:

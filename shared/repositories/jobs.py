@@ -12,20 +12,8 @@ from typing import Any
 from sqlalchemy import Select, func, literal, select, tuple_
 from sqlalchemy.orm import Session
 
-from shared.errors import ConflictError, NotFoundError
+from shared.errors import JobNotCancellableError, NotFoundError
 from shared.models import Job, JobAttempt, JobStatus
-
-
-class IdempotencyConflictError(ConflictError):
-    """An Idempotency-Key was reused with a different request body."""
-
-    code = "idempotency_conflict"
-
-
-class JobNotCancellableError(ConflictError):
-    """The job already reached a final state."""
-
-    code = "job_not_cancellable"
 
 
 def create_job(

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from shared.errors import ConflictError, NotFoundError
+from shared.errors import AlreadyExistsError, NotFoundError
 from shared.models import User
 
 BUDGET_FIELDS = frozenset({"daily_budget_usd", "monthly_budget_usd"})
@@ -23,7 +23,7 @@ def create_user(
     daily_budget_usd: Decimal | None = None,
     monthly_budget_usd: Decimal | None = None,
 ) -> User:
-    """Add a user named `name`; ConflictError if the name is taken."""
+    """Add a user named `name`; AlreadyExistsError if the name is taken."""
     user = User(name=name, daily_budget_usd=daily_budget_usd, monthly_budget_usd=monthly_budget_usd)
     try:
         # The unique index decides, so two concurrent creates cannot both win.
@@ -31,7 +31,7 @@ def create_user(
             session.add(user)
             session.flush()
     except IntegrityError:
-        raise ConflictError(f"A user named {name!r} already exists.") from None
+        raise AlreadyExistsError(f"A user named {name!r} already exists.") from None
     session.refresh(user)
     return user
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from shared.errors import ConflictError, NotFoundError
+from shared.errors import LimitReachedError, NotFoundError
 from shared.models import User, WebhookEndpoint
 from shared.webhook_secrets import new_webhook_secret
 
@@ -28,14 +28,14 @@ def create_endpoint(
     description: str | None,
     enabled: bool,
 ) -> WebhookEndpoint:
-    """Register an endpoint with a fresh secret; ConflictError beyond the per-user cap."""
+    """Register an endpoint with a fresh secret; LimitReachedError beyond the per-user cap."""
     # Locking the user row serializes concurrent creates, so the cap holds under races.
     session.execute(select(User.id).where(User.id == user_id).with_for_update())
     count = session.scalar(
         select(func.count()).select_from(WebhookEndpoint).where(WebhookEndpoint.user_id == user_id)
     )
     if count is not None and count >= MAX_ENDPOINTS_PER_USER:
-        raise ConflictError(
+        raise LimitReachedError(
             f"You already have {MAX_ENDPOINTS_PER_USER} webhook endpoints, the most allowed. "
             "Delete one, or widen an existing endpoint's event_types.",
             details={"limit": MAX_ENDPOINTS_PER_USER},

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from api import create_app
 from shared.settings import get_settings
+from tests.api.job_helpers import error_of
 from tests.conftest import Account, Services
 
 ADMIN_KEY = "admin-" + uuid.uuid4().hex
@@ -33,19 +33,6 @@ def admin_disabled(clean: Services, monkeypatch: pytest.MonkeyPatch) -> Iterator
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
-
-
-@pytest.fixture
-def client(clean: Services) -> FlaskClient:
-    return create_app().test_client()
-
-
-def _error(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.get_data(as_text=True)
-    error = response.get_json()["error"]
-    assert error["code"] == code
-    assert error["message"]
-    return error
 
 
 def _new_user(client: FlaskClient, admin: dict[str, str], **body: Any) -> dict[str, Any]:
@@ -90,7 +77,7 @@ def test_every_route_needs_the_admin_key(
     """No key, a wrong key or a user's API key answer 401 on every admin route."""
     user_key = make_account("mallory").key
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Bearer {user_key}"}):
-        _error(_call(client, route, headers), 401, "unauthorized")
+        error_of(_call(client, route, headers), 401, "unauthorized")
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=[f"{m} {p}" for m, p in ROUTES])
@@ -98,7 +85,7 @@ def test_admin_api_is_forbidden_when_disabled(
     client: FlaskClient, admin_disabled: None, route: tuple[str, str]
 ) -> None:
     """With ADMIN_API_KEY empty every admin route answers 403, whatever key is sent."""
-    error = _error(_call(client, route, {"Authorization": "Bearer anything"}), 403, "forbidden")
+    error = error_of(_call(client, route, {"Authorization": "Bearer anything"}), 403, "forbidden")
     assert "ADMIN_API_KEY" in error["message"]
 
 
@@ -117,9 +104,11 @@ def test_create_get_and_list_users(client: FlaskClient, admin: dict[str, str]) -
 
 
 def test_duplicate_user_is_409(client: FlaskClient, admin: dict[str, str]) -> None:
-    """A second user with a taken name is a 409 conflict."""
+    """A second user with a taken name is a 409 already_exists."""
     _new_user(client, admin)
-    _error(client.post("/v1/admin/users", json={"name": "alice"}, headers=admin), 409, "conflict")
+    error_of(
+        client.post("/v1/admin/users", json={"name": "alice"}, headers=admin), 409, "already_exists"
+    )
 
 
 def test_user_list_pages(client: FlaskClient, admin: dict[str, str]) -> None:
@@ -137,7 +126,7 @@ def test_user_list_pages(client: FlaskClient, admin: dict[str, str]) -> None:
 )
 def test_bad_list_query_is_422(client: FlaskClient, admin: dict[str, str], query: str) -> None:
     """Out-of-range, non-numeric, unknown or repeated query parameters answer 422."""
-    error = _error(client.get(f"/v1/admin/users?{query}", headers=admin), 422, "validation_error")
+    error = error_of(client.get(f"/v1/admin/users?{query}", headers=admin), 422, "validation_error")
     assert error["details"]
 
 
@@ -161,7 +150,7 @@ def test_bad_user_bodies_are_422(
     client: FlaskClient, admin: dict[str, str], why: str, body: Any
 ) -> None:
     """Invalid user bodies answer 422 validation_error and create nobody."""
-    _error(client.post("/v1/admin/users", json=body, headers=admin), 422, "validation_error")
+    error_of(client.post("/v1/admin/users", json=body, headers=admin), 422, "validation_error")
     assert client.get("/v1/admin/users", headers=admin).get_json()["data"] == []
 
 
@@ -176,10 +165,10 @@ def test_patch_budgets(client: FlaskClient, admin: dict[str, str]) -> None:
     cleared = client.patch(path, json={"monthly_budget_usd": None}, headers=admin).get_json()
     assert (cleared["daily_budget_usd"], cleared["monthly_budget_usd"]) == ("0.0000000001", None)
     assert client.get(path, headers=admin).get_json() == cleared
-    _error(
+    error_of(
         client.patch(path, json={"daily_budget_usd": -1}, headers=admin), 422, "validation_error"
     )
-    _error(client.patch(path, json={"name": "eve"}, headers=admin), 422, "validation_error")
+    error_of(client.patch(path, json={"name": "eve"}, headers=admin), 422, "validation_error")
 
 
 def test_unknown_user_is_404(client: FlaskClient, admin: dict[str, str]) -> None:
@@ -187,7 +176,7 @@ def test_unknown_user_is_404(client: FlaskClient, admin: dict[str, str]) -> None
     for user_id in (str(uuid.uuid4()), "not-a-uuid"):
         for method, path in USER_ROUTES:
             response = getattr(client, method)(path.format(id=user_id), json={}, headers=admin)
-            _error(response, 404, "not_found")
+            error_of(response, 404, "not_found")
 
 
 def test_issue_list_and_revoke_keys(client: FlaskClient, admin: dict[str, str]) -> None:
@@ -242,15 +231,15 @@ def test_bad_key_bodies_are_422(
     """Out-of-range limits, a past expiry or an unknown field answer 422 on create and patch."""
     user = _new_user(client, admin)
     keys_path = f"/v1/admin/users/{user['id']}/keys"
-    _error(client.post(keys_path, json=body, headers=admin), 422, "validation_error")
+    error_of(client.post(keys_path, json=body, headers=admin), 422, "validation_error")
     key = client.post(keys_path, json={}, headers=admin).get_json()
     patch = client.patch(f"/v1/admin/keys/{key['id']}", json=body, headers=admin)
-    _error(patch, 422, "validation_error")
+    error_of(patch, 422, "validation_error")
 
 
 def test_unknown_key_is_404(client: FlaskClient, admin: dict[str, str]) -> None:
     """Revoking or patching an unknown or malformed key id answers 404."""
     for key_id in (str(uuid.uuid4()), "nope"):
-        _error(client.delete(f"/v1/admin/keys/{key_id}", headers=admin), 404, "not_found")
+        error_of(client.delete(f"/v1/admin/keys/{key_id}", headers=admin), 404, "not_found")
         patch = client.patch(f"/v1/admin/keys/{key_id}", json={"rpm_limit": 1}, headers=admin)
-        _error(patch, 404, "not_found")
+        error_of(patch, 404, "not_found")

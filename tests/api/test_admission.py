@@ -14,26 +14,10 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from api import create_app
 from shared.queueing import JOB_QUEUE_ORDER
 from shared.settings import get_settings
 from tests.api.job_helpers import VALID, auth, error_of, job_count, set_key_limits
 from tests.conftest import Account, Services
-
-
-@pytest.fixture
-def app(clean: Services) -> Flask:
-    return create_app()
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
-
-
-@pytest.fixture
-def alice(make_account: Callable[[str], Account]) -> Account:
-    return make_account("alice")
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ import redis
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, text, update
 
-from api import create_app
 from shared.db import get_engine, transaction
 from shared.models import Batch, Job, JobStatus
 from shared.settings import get_settings
@@ -30,16 +29,6 @@ from tests.api.job_helpers import (
     set_key_limits,
 )
 from tests.conftest import Account, Services
-
-
-@pytest.fixture
-def client(clean: Services) -> FlaskClient:
-    return create_app().test_client()
-
-
-@pytest.fixture
-def alice(make_account: Callable[[str], Account]) -> Account:
-    return make_account("alice")
 
 
 @pytest.fixture

@@ -6,18 +6,15 @@ from __future__ import annotations
 import math
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, text, update
 
-from api import create_app
 from shared.db import transaction
 from shared.models import Job, JobStatus, UsageRecord
 from shared.repositories.attempts import AttemptRecord, record_attempt
@@ -31,24 +28,9 @@ from tests.api.job_helpers import (
     reserved_total,
     set_budgets,
 )
-from tests.conftest import Account, Services
+from tests.conftest import Account
 
 BODY: dict[str, Any] = {**VALID, "max_tokens": 200, "fallbacks": ["claude-haiku-4-5"]}
-
-
-@pytest.fixture
-def app(clean: Services) -> Flask:
-    return create_app()
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
-
-
-@pytest.fixture
-def alice(make_account: Callable[[str], Account]) -> Account:
-    return make_account("alice")
 
 
 def _submit(client: FlaskClient, account: Account, body: dict[str, Any] = BODY) -> Any:

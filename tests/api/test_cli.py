@@ -79,7 +79,7 @@ def test_set_budget(clean: Services) -> None:
     ("args", "code", "says"),
     [
         (["users", "set-budget", "alice"], 2, "--daily"),
-        (["users", "set-budget", "alice", "--daily", "-1"], 2, "greater than or equal"),
+        (["users", "set-budget", "alice", "--daily", "-1"], 2, "decimal dollars"),
         (["users", "set-budget", "alice", "--daily", "lots"], 2, "decimal"),
         (["users", "set-budget", "nobody", "--daily", "1"], 1, "No user named"),
         (["keys", "create", "alice", "--expires-in-days", "0"], 2, "--expires-in-days"),

@@ -4,16 +4,7 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from flask.testing import FlaskClient
-
-from api import create_app
-from tests.conftest import Services
-
-
-@pytest.fixture
-def client(clean: Services) -> FlaskClient:
-    return create_app().test_client()
 
 
 def test_docs_redirects_to_the_page(client: FlaskClient) -> None:

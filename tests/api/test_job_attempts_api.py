@@ -7,24 +7,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 
-import pytest
 from flask.testing import FlaskClient
 
-from api import create_app
 from shared.db import transaction
 from shared.repositories.attempts import AttemptRecord, record_attempt
 from tests.api.job_helpers import VALID, auth, error_of
-from tests.conftest import Account, Services
-
-
-@pytest.fixture
-def client(clean: Services) -> FlaskClient:
-    return create_app().test_client()
-
-
-@pytest.fixture
-def alice(make_account: Callable[[str], Account]) -> Account:
-    return make_account("alice")
+from tests.conftest import Account
 
 
 def test_attempts_lists_each_call_in_order(client: FlaskClient, alice: Account) -> None:

@@ -12,23 +12,12 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from api import create_app
 from shared.db import transaction
 from shared.models import Job, JobStatus, UsageRecord
 from shared.repositories.attempts import AttemptRecord, record_attempt
 from shared.repositories.job_leases import Claim, Outcome, claim_job, finish_job
 from tests.api.job_helpers import VALID, auth, error_of, reservation_of
-from tests.conftest import Account, Services
-
-
-@pytest.fixture
-def client(clean: Services) -> FlaskClient:
-    return create_app().test_client()
-
-
-@pytest.fixture
-def alice(make_account: Callable[[str], Account]) -> Account:
-    return make_account("alice")
+from tests.conftest import Account
 
 
 def _submit(client: FlaskClient, account: Account) -> str:

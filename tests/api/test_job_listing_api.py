@@ -12,21 +12,10 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from api import create_app
 from shared.db import transaction
 from shared.models import Job
 from tests.api.job_helpers import VALID, auth, error_of
-from tests.conftest import Account, Services
-
-
-@pytest.fixture
-def client(clean: Services) -> FlaskClient:
-    return create_app().test_client()
-
-
-@pytest.fixture
-def alice(make_account: Callable[[str], Account]) -> Account:
-    return make_account("alice")
+from tests.conftest import Account
 
 
 def _walk(client: FlaskClient, account: Account, query: str) -> list[list[dict[str, Any]]]:
@@ -107,7 +96,10 @@ def test_filters_narrow_the_list(client: FlaskClient, alice: Account) -> None:
     assert ids("model=gpt-4o&priority=high") == [new]
     assert ids("created_after=2026-03-01T12:00:00Z") == [newest, new]
     assert ids("created_before=2026-03-01T12:00:00%2B00:00") == [old]
-    assert ids("created_after=2026-02-28&created_before=2026-03-04T00:00:00") == [new, mid]
+    assert ids("created_after=2026-02-28T00:00:00Z&created_before=2026-03-04T00:00:00Z") == [
+        new,
+        mid,
+    ]
     assert ids("model=claude-haiku-4-5") == []
 
 
@@ -123,7 +115,9 @@ BAD_QUERIES: list[tuple[str, str, str]] = [
     ("unknown priority", "priority=urgent", "priority"),
     ("date not ISO 8601", "created_after=yesterday", "created_after"),
     ("unix time, not ISO 8601", "created_after=1767225600.5", "created_after"),
-    ("date out of range", "created_before=2026-13-45", "created_before"),
+    ("date out of range", "created_before=2026-13-45T00:00:00Z", "created_before"),
+    ("date without a time", "created_after=2026-03-01", "created_after"),
+    ("date-time without an offset", "created_after=2026-03-01T12:00:00", "created_after"),
     ("unknown parameter", "colour=blue", "colour"),
     ("empty cursor", "cursor=", "cursor"),
     ("cursor not base64 json", "cursor=not-a-cursor", "cursor"),

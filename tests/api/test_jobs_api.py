@@ -12,35 +12,16 @@ import redis
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from api import create_app
 from shared.db import transaction
 from shared.models import Job
+from tests.api.job_helpers import error_of
 from tests.conftest import Account, Services
 
 VALID: dict[str, Any] = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]}
 
 
-@pytest.fixture
-def client(clean: Services) -> FlaskClient:
-    return create_app().test_client()
-
-
-@pytest.fixture
-def alice(make_account: Callable[[str], Account]) -> Account:
-    return make_account("alice")
-
-
 def _auth(account: Account) -> dict[str, str]:
     return {"Authorization": f"Bearer {account.key}"}
-
-
-def _error(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.is_json
-    error = response.get_json()["error"]
-    assert error["code"] == code
-    assert error["message"]
-    return error
 
 
 def test_submit_returns_202_and_commits_a_queued_job(client: FlaskClient, alice: Account) -> None:
@@ -93,9 +74,9 @@ def test_someone_elses_job_is_not_found(
     """Another user's job id answers 404, exactly like an unknown id."""
     bob = make_account("bob")
     job_id = client.post("/v1/jobs", json=VALID, headers=_auth(alice)).get_json()["id"]
-    _error(client.get(f"/v1/jobs/{job_id}", headers=_auth(bob)), 404, "not_found")
-    _error(client.get(f"/v1/jobs/{uuid.uuid4()}", headers=_auth(bob)), 404, "not_found")
-    _error(client.get("/v1/jobs/not-a-uuid", headers=_auth(bob)), 404, "not_found")
+    error_of(client.get(f"/v1/jobs/{job_id}", headers=_auth(bob)), 404, "not_found")
+    error_of(client.get(f"/v1/jobs/{uuid.uuid4()}", headers=_auth(bob)), 404, "not_found")
+    error_of(client.get("/v1/jobs/not-a-uuid", headers=_auth(bob)), 404, "not_found")
 
 
 @pytest.mark.parametrize(
@@ -111,9 +92,9 @@ def test_missing_or_wrong_key_is_401(
     client: FlaskClient, alice: Account, headers: dict[str, str], why: str
 ) -> None:
     """Without a valid bearer key both endpoints answer 401 unauthorized."""
-    _error(client.post("/v1/jobs", json=VALID, headers=headers), 401, "unauthorized")
+    error_of(client.post("/v1/jobs", json=VALID, headers=headers), 401, "unauthorized")
     response = client.get(f"/v1/jobs/{uuid.uuid4()}", headers=headers)
-    _error(response, 401, "unauthorized")
+    error_of(response, 401, "unauthorized")
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 
@@ -167,7 +148,7 @@ def test_bad_input_is_a_clear_4xx(
 ) -> None:
     """Malformed submissions answer a 4xx JSON error with a stable code and create no job."""
     kwargs: dict[str, Any] = {"data": body} if isinstance(body, bytes) else {"json": body}
-    error = _error(client.post("/v1/jobs", headers=_auth(alice), **kwargs), status, code)
+    error = error_of(client.post("/v1/jobs", headers=_auth(alice), **kwargs), status, code)
     if code == "validation_error":
         assert error["details"], "validation errors say which field is wrong"
     with transaction() as session:
@@ -177,7 +158,7 @@ def test_bad_input_is_a_clear_4xx(
 def test_validation_error_names_the_field(client: FlaskClient, alice: Account) -> None:
     """The message points at the offending field so a person can fix it."""
     body = {**VALID, "messages": [{"role": "user", "content": "x"}, {"role": "user"}]}
-    error = _error(
+    error = error_of(
         client.post("/v1/jobs", json=body, headers=_auth(alice)), 422, "validation_error"
     )
     assert "messages.1.content" in error["message"]
@@ -186,14 +167,14 @@ def test_validation_error_names_the_field(client: FlaskClient, alice: Account) -
 def test_body_over_the_limit_is_413(client: FlaskClient, alice: Account) -> None:
     """A body larger than MAX_REQUEST_BYTES is refused before parsing."""
     huge = {**VALID, "messages": [{"role": "user", "content": "x" * (1024 * 1024 + 1)}]}
-    _error(client.post("/v1/jobs", json=huge, headers=_auth(alice)), 413, "payload_too_large")
+    error_of(client.post("/v1/jobs", json=huge, headers=_auth(alice)), 413, "payload_too_large")
 
 
 def test_unknown_route_and_method(client: FlaskClient, alice: Account) -> None:
     """Routing errors are JSON too: 404 for a path, 405 with Allow for a method."""
-    _error(client.get("/v2/nothing", headers=_auth(alice)), 404, "not_found")
+    error_of(client.get("/v2/nothing", headers=_auth(alice)), 404, "not_found")
     response = client.delete("/v1/jobs", headers=_auth(alice))
-    _error(response, 405, "method_not_allowed")
+    error_of(response, 405, "method_not_allowed")
     assert "POST" in response.headers["Allow"]
 
 
@@ -212,4 +193,4 @@ def test_models_lists_the_price_table(client: FlaskClient, alice: Account) -> No
     assert by_id["gpt-4o-mini"]["provider"] == "openai"
     assert by_id["gpt-4o-mini"]["input_usd_per_mtok"] == "0.15"
     assert by_id["claude-haiku-4-5"]["provider"] == "anthropic"
-    _error(client.get("/v1/models"), 401, "unauthorized")
+    error_of(client.get("/v1/models"), 401, "unauthorized")

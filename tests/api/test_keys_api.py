@@ -13,10 +13,10 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select, text, update
 
-from api import create_app
 from shared.db import transaction
 from shared.models import ApiKey
-from tests.conftest import Account, Services
+from tests.api.job_helpers import error_of
+from tests.conftest import Account
 
 KEY_FIELDS = {
     "id",
@@ -32,26 +32,8 @@ KEY_FIELDS = {
 }
 
 
-@pytest.fixture
-def client(clean: Services) -> FlaskClient:
-    return create_app().test_client()
-
-
-@pytest.fixture
-def alice(make_account: Callable[[str], Account]) -> Account:
-    return make_account("alice")
-
-
 def _auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
-
-
-def _error(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.get_data(as_text=True)
-    error = response.get_json()["error"]
-    assert error["code"] == code
-    assert error["message"]
-    return error
 
 
 def _set_key(key_plaintext: str, **values: Any) -> None:
@@ -132,7 +114,7 @@ def test_a_minted_key_inherits_the_callers_limits_and_expiry(
     assert datetime.fromisoformat(body["expires_at"]) == caller_expiry
     shorter = client.post("/v1/keys", json={"expires_in_days": 1}, headers=_auth(alice.key))
     assert shorter.status_code == 201
-    error = _error(
+    error = error_of(
         client.post("/v1/keys", json={"expires_in_days": 30}, headers=_auth(alice.key)),
         422,
         "validation_error",
@@ -171,7 +153,7 @@ def test_bad_create_bodies_are_refused(
 ) -> None:
     """A malformed POST /v1/keys is a 4xx with a stable code and creates no key."""
     kwargs: dict[str, Any] = {"data": body} if isinstance(body, bytes) else {"json": body}
-    _error(client.post("/v1/keys", headers=_auth(alice.key), **kwargs), status, code)
+    error_of(client.post("/v1/keys", headers=_auth(alice.key), **kwargs), status, code)
     with transaction() as session:
         assert len(session.scalars(select(ApiKey)).all()) == 1
 
@@ -184,7 +166,7 @@ def test_revoke_takes_effect_on_the_next_request(client: FlaskClient, alice: Acc
     assert response.status_code == 200
     revoked = response.get_json()
     assert revoked["id"] == other["id"] and revoked["revoked_at"] is not None
-    _error(client.get("/v1/keys", headers=_auth(other["key"])), 401, "unauthorized")
+    error_of(client.get("/v1/keys", headers=_auth(other["key"])), 401, "unauthorized")
     again = client.delete(f"/v1/keys/{other['id']}", headers=_auth(alice.key)).get_json()
     assert again["revoked_at"] == revoked["revoked_at"]
     assert _is_live(client, alice.key)
@@ -203,9 +185,9 @@ def test_someone_elses_key_is_not_found(
     """Revoking another user's key, an unknown id or a malformed one is a 404 and no change."""
     bob = make_account("bob")
     [bobs] = client.get("/v1/keys", headers=_auth(bob.key)).get_json()["data"]
-    _error(client.delete(f"/v1/keys/{bobs['id']}", headers=_auth(alice.key)), 404, "not_found")
-    _error(client.delete(f"/v1/keys/{uuid.uuid4()}", headers=_auth(alice.key)), 404, "not_found")
-    _error(client.delete("/v1/keys/not-a-uuid", headers=_auth(alice.key)), 404, "not_found")
+    error_of(client.delete(f"/v1/keys/{bobs['id']}", headers=_auth(alice.key)), 404, "not_found")
+    error_of(client.delete(f"/v1/keys/{uuid.uuid4()}", headers=_auth(alice.key)), 404, "not_found")
+    error_of(client.delete("/v1/keys/not-a-uuid", headers=_auth(alice.key)), 404, "not_found")
     assert _is_live(client, bob.key)
 
 
@@ -214,7 +196,7 @@ def test_an_expired_key_is_refused(client: FlaskClient, alice: Account) -> None:
     _set_key(alice.key, expires_at=datetime.now(UTC) + timedelta(hours=1))
     assert _is_live(client, alice.key)
     _set_key(alice.key, expires_at=text("now() - interval '1 second'"))
-    error = _error(client.get("/v1/keys", headers=_auth(alice.key)), 401, "unauthorized")
+    error = error_of(client.get("/v1/keys", headers=_auth(alice.key)), 401, "unauthorized")
     assert "expired" in error["message"]
 
 
@@ -230,4 +212,4 @@ def test_missing_or_wrong_key_is_401(
 ) -> None:
     """Every key route answers 401 without a valid bearer key."""
     response = getattr(client, method)(path, json={}, headers=headers)
-    _error(response, 401, "unauthorized")
+    error_of(response, 401, "unauthorized")

@@ -11,19 +11,14 @@ from flask.testing import FlaskClient
 from openapi_spec_validator import OpenAPIV31SpecValidator
 from pydantic import BaseModel, ConfigDict, Field
 
-from api import create_app, openapi
+from api import openapi
 from api.schemas_common import ErrorBody, ModelList
 from shared.pricing import PRICE_TABLE
-from tests.conftest import Account, Services
+from tests.conftest import Account
 
 # pydantic's own constraint names: in a JSON Schema they mean nothing, so a bound written where
 # pydantic cannot translate it (e.g. before a BeforeValidator) would silently go undocumented.
 PYDANTIC_CONSTRAINT_NAMES = {"ge", "gt", "le", "lt", "min_length", "max_length", "multiple_of"}
-
-
-@pytest.fixture
-def client(clean: Services) -> FlaskClient:
-    return create_app().test_client()
 
 
 def _served(client: FlaskClient) -> dict[str, Any]:

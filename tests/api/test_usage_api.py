@@ -6,38 +6,19 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import make_url, text
 
-from api import create_app
 from shared.db import get_engine, transaction
 from shared.models import Job, JobAttempt, UsageRecord
+from tests.api.job_helpers import error_of
 from tests.conftest import Account, Services
-
-
-@pytest.fixture
-def client(clean: Services) -> FlaskClient:
-    return create_app().test_client()
-
-
-@pytest.fixture
-def alice(make_account: Callable[[str], Account]) -> Account:
-    return make_account("alice")
 
 
 def _auth(account: Account) -> dict[str, str]:
     return {"Authorization": f"Bearer {account.key}"}
-
-
-def _error(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.get_data(as_text=True)
-    error = response.get_json()["error"]
-    assert error["code"] == code
-    assert error["message"]
-    return error
 
 
 def _bill(
@@ -247,11 +228,13 @@ def test_a_range_of_366_days_is_allowed(client: FlaskClient, alice: Account) -> 
 )
 def test_bad_query_is_422(client: FlaskClient, alice: Account, query: str) -> None:
     """Reversed or over-long ranges, malformed dates, unknown or repeated parameters: 422."""
-    error = _error(client.get(f"/v1/usage?{query}", headers=_auth(alice)), 422, "validation_error")
+    error = error_of(
+        client.get(f"/v1/usage?{query}", headers=_auth(alice)), 422, "validation_error"
+    )
     assert error["details"]
 
 
 def test_usage_needs_a_key(client: FlaskClient, alice: Account) -> None:
     """Without a valid key the usage endpoint answers 401."""
-    _error(client.get("/v1/usage"), 401, "unauthorized")
-    _error(client.get("/v1/usage", headers={"Authorization": "Bearer pq_x"}), 401, "unauthorized")
+    error_of(client.get("/v1/usage"), 401, "unauthorized")
+    error_of(client.get("/v1/usage", headers={"Authorization": "Bearer pq_x"}), 401, "unauthorized")

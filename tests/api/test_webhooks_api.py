@@ -13,12 +13,12 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 from standardwebhooks import Webhook
 
-from api import create_app
 from shared.db import transaction
 from shared.models import WebhookEndpoint
 from shared.repositories.webhook_endpoints import MAX_ENDPOINTS_PER_USER
 from shared.settings import get_settings
-from tests.conftest import Account, Services
+from tests.api.job_helpers import error_of
+from tests.conftest import Account
 
 VALID: dict[str, Any] = {"url": "https://hooks.example.com/promptq", "event_types": ["job.failed"]}
 FIELDS = {
@@ -35,26 +35,8 @@ FIELDS = {
 }
 
 
-@pytest.fixture
-def client(clean: Services) -> FlaskClient:
-    return create_app().test_client()
-
-
-@pytest.fixture
-def alice(make_account: Callable[[str], Account]) -> Account:
-    return make_account("alice")
-
-
 def _auth(account: Account) -> dict[str, str]:
     return {"Authorization": f"Bearer {account.key}"}
-
-
-def _error(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.get_data(as_text=True)
-    error = response.get_json()["error"]
-    assert error["code"] == code
-    assert error["message"]
-    return error
 
 
 def _create(client: FlaskClient, account: Account, **body: Any) -> dict[str, Any]:
@@ -144,7 +126,7 @@ def test_delete_is_204_then_gone(client: FlaskClient, alice: Account) -> None:
     created = _create(client, alice)
     response = client.delete(f"/v1/webhooks/{created['id']}", headers=_auth(alice))
     assert response.status_code == 204 and response.get_data() == b""
-    _error(client.get(f"/v1/webhooks/{created['id']}", headers=_auth(alice)), 404, "not_found")
+    error_of(client.get(f"/v1/webhooks/{created['id']}", headers=_auth(alice)), 404, "not_found")
 
 
 def test_rotation_keeps_the_old_secret_for_the_grace_period(
@@ -177,10 +159,12 @@ def test_someone_elses_endpoint_is_not_found(
     theirs = _create(client, bob)["id"]
     for endpoint_id in (theirs, str(uuid.uuid4()), "not-a-uuid"):
         path = f"/v1/webhooks/{endpoint_id}"
-        _error(client.get(path, headers=_auth(alice)), 404, "not_found")
-        _error(client.patch(path, json={"enabled": False}, headers=_auth(alice)), 404, "not_found")
-        _error(client.post(f"{path}/rotate-secret", headers=_auth(alice)), 404, "not_found")
-        _error(client.delete(path, headers=_auth(alice)), 404, "not_found")
+        error_of(client.get(path, headers=_auth(alice)), 404, "not_found")
+        error_of(
+            client.patch(path, json={"enabled": False}, headers=_auth(alice)), 404, "not_found"
+        )
+        error_of(client.post(f"{path}/rotate-secret", headers=_auth(alice)), 404, "not_found")
+        error_of(client.delete(path, headers=_auth(alice)), 404, "not_found")
     assert client.get("/v1/webhooks", headers=_auth(alice)).get_json()["data"] == []
     assert client.get(f"/v1/webhooks/{theirs}", headers=_auth(bob)).get_json()["enabled"]
 
@@ -191,7 +175,9 @@ def test_endpoints_per_user_are_capped(
     """The endpoint over the per-user cap is a 409; other users are unaffected."""
     for _ in range(MAX_ENDPOINTS_PER_USER):
         _create(client, alice)
-    error = _error(client.post("/v1/webhooks", json=VALID, headers=_auth(alice)), 409, "conflict")
+    error = error_of(
+        client.post("/v1/webhooks", json=VALID, headers=_auth(alice)), 409, "limit_reached"
+    )
     assert error["details"] == {"limit": MAX_ENDPOINTS_PER_USER}
     _create(client, make_account("bob"))
 
@@ -221,11 +207,11 @@ def test_bad_bodies_are_422(
     client: FlaskClient, alice: Account, why: str, body: Any, bad_patch: bool
 ) -> None:
     """Invalid endpoint bodies answer 422 on create (and on patch) and change nothing."""
-    _error(client.post("/v1/webhooks", json=body, headers=_auth(alice)), 422, "validation_error")
+    error_of(client.post("/v1/webhooks", json=body, headers=_auth(alice)), 422, "validation_error")
     created = _create(client, alice)
     if bad_patch:
         response = client.patch(f"/v1/webhooks/{created['id']}", json=body, headers=_auth(alice))
-        _error(response, 422, "validation_error")
+        error_of(response, 422, "validation_error")
     [stored] = client.get("/v1/webhooks", headers=_auth(alice)).get_json()["data"]
     assert {k: stored[k] for k in VALID} == VALID
 
@@ -237,7 +223,7 @@ def test_patch_refuses_null_for_required_fields(
     """Only description can be cleared; null url, event_types or enabled is a 422."""
     created = _create(client, alice)
     response = client.patch(f"/v1/webhooks/{created['id']}", json=body, headers=_auth(alice))
-    _error(response, 422, "validation_error")
+    error_of(response, 422, "validation_error")
 
 
 @pytest.mark.parametrize(
@@ -257,4 +243,4 @@ def test_missing_or_wrong_key_is_401(
     """Every webhook route answers 401 without a valid bearer key."""
     url = path.format(id=uuid.uuid4())
     for headers in ({}, {"Authorization": "Bearer pq_wrong"}):
-        _error(getattr(client, method)(url, json=VALID, headers=headers), 401, "unauthorized")
+        error_of(getattr(client, method)(url, json=VALID, headers=headers), 401, "unauthorized")

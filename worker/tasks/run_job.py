@@ -13,7 +13,7 @@ from shared import outbox
 from shared.db import transaction
 from shared.logging import get_logger
 from shared.models import JobStatus
-from shared.pricing import price_for
+from shared.pricing import model_chain
 from shared.queueing import RUN_JOB_TASK
 from shared.repositories.attempts import AttemptRecord, record_attempt
 from shared.repositories.job_leases import (
@@ -113,8 +113,7 @@ def run_job(job_id: str) -> None:
 
 
 def _spec(claim: Claim) -> JobSpec:
-    fallbacks = claim.fallbacks or list(price_for(claim.model).fallbacks)
-    models = tuple(dict.fromkeys([claim.model, *fallbacks]))
+    models = model_chain(claim.model, claim.fallbacks)
     if claim.max_cost_usd is not None:
         cap = claim.max_cost_usd
     else:

@@ -32,6 +32,9 @@ def sweep() -> None:
     try:
         with transaction() as session:
             expired = expire_leases(session, settings.max_deliveries)
+        # A requeued job's old message is long consumed, whatever its mark says (a failed
+        # unmark after its claim would otherwise hide it from the republish below).
+        outbox.forget(expired.requeued)
         with transaction() as session:
             due = due_queued_jobs(session, settings.requeue_grace_s, BATCH)
         priority = dict(due)
