@@ -84,6 +84,11 @@ class JobCreate(BaseModel):
         description='Dollars, at most: a decimal string ("0.25") keeps them exact; a number is '
         "rounded to 10 decimal places.",
     )
+    cache: bool = Field(
+        default=False,
+        description="Serve an identical earlier reply from the response cache (temperature 0 "
+        "only); a hit costs nothing.",
+    )
 
     @field_validator("messages")
     @classmethod
@@ -175,6 +180,7 @@ class JobOut(BaseModel):
     response_format: dict[str, Any] | None
     callback_url: str | None
     max_cost_usd: str | None
+    cache: bool
     result: dict[str, Any] | None
     error: dict[str, Any] | None
     usage: Usage
@@ -198,6 +204,7 @@ class JobOut(BaseModel):
             response_format=job.response_format,
             callback_url=job.callback_url,
             max_cost_usd=None if job.max_cost_usd is None else usd(job.max_cost_usd),
+            cache=job.cache,
             result=job.result,
             error=job.error,
             usage=Usage.of(job.input_tokens, job.output_tokens),

@@ -95,6 +95,7 @@ def _row(job: BatchJobCreate, settings: Settings) -> tuple[dict[str, Any], int]:
         "response_format": job.response_format_json(),
         "callback_url": job.callback_url,
         "max_cost_usd": job.max_cost_usd,
+        "cache": job.cache,
         "reserved_usd": reservation,
         "custom_id": job.custom_id,
     }

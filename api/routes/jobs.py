@@ -108,6 +108,7 @@ def submit_job() -> Response:
         response_format=body.response_format_json(),
         callback_url=body.callback_url,
         max_cost_usd=body.max_cost_usd,
+        cache=body.cache,
         reserved_usd=reservation,
         idempotency_key=idempotency_key,
         request_hash=fingerprint,

@@ -150,3 +150,16 @@ def test_new_fields_are_stored_and_shown(
     for field, value in fields.items():
         expected = str(stored[field]) if field == "max_cost_usd" else value
         assert body[field] == expected
+
+
+def test_cache_opt_in_is_stored_and_shown(client: FlaskClient, alice: Account) -> None:
+    """`cache: true` is kept on the job (the worker honours it for temperature 0); default off."""
+    cached = client.post(
+        "/v1/jobs", json={**VALID, "temperature": 0, "cache": True}, headers=auth(alice)
+    ).get_json()
+    plain = client.post("/v1/jobs", json=VALID, headers=auth(alice)).get_json()
+    assert (cached["cache"], plain["cache"]) == (True, False)
+    with transaction() as session:
+        assert session.get(Job, uuid.UUID(cached["id"])).cache is True  # type: ignore[union-attr]
+    refused = client.post("/v1/jobs", json={**VALID, "cache": "yes"}, headers=auth(alice))
+    error_of(refused, 422, "validation_error")
