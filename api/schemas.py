@@ -231,6 +231,8 @@ class AttemptOut(BaseModel):
     error_code: str | None
     error_message: str | None
     latency_ms: int
+    backoff_ms: int = Field(description="Time spent backing off before this attempt.")
+    cached: bool = Field(description="Served from the response cache: no call, no cost.")
     input_tokens: int
     output_tokens: int
     cost_usd: Annotated[Decimal, PlainSerializer(usd, return_type=str)]

@@ -38,6 +38,7 @@ def test_attempts_lists_each_call_in_order(client: FlaskClient, alice: Account) 
                     error_code=code,
                     error_message=code and "slow down",
                     latency_ms=40,
+                    backoff_ms=0 if outcome == "failed" else 250,
                     input_tokens=tokens,
                     output_tokens=tokens,
                     cost_usd=cost,
@@ -51,6 +52,7 @@ def test_attempts_lists_each_call_in_order(client: FlaskClient, alice: Account) 
     assert data[0]["error_code"] == "rate_limited" and data[0]["error_message"] == "slow down"
     assert data[1]["cost_usd"] == "0.0000036"
     assert (data[1]["input_tokens"], data[1]["output_tokens"]) == (12, 12)
+    assert [(a["backoff_ms"], a["cached"]) for a in data] == [(0, False), (250, False)]
     assert set(data[1]) == {
         "number",
         "provider",
@@ -59,6 +61,8 @@ def test_attempts_lists_each_call_in_order(client: FlaskClient, alice: Account) 
         "error_code",
         "error_message",
         "latency_ms",
+        "backoff_ms",
+        "cached",
         "input_tokens",
         "output_tokens",
         "cost_usd",
