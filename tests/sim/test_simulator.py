@@ -2,7 +2,6 @@
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -15,6 +14,7 @@ import openai
 import pytest
 import requests
 
+from devstack.processes import free_port, wait_until
 from sim.replies import complete, prompt_tokens, reply_text
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -263,22 +263,13 @@ def test_latency_header_delays_the_response(sim_url: str) -> None:
     assert time.monotonic() - started >= 0.3
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def wait_until_healthy(process: subprocess.Popen[bytes], url: str, timeout: float) -> None:
+    def healthy() -> bool:
+        if process.poll() is not None:
+            pytest.fail("simulator exited before becoming healthy")
+        return requests.get(url, timeout=1).json() == {"status": "ok"}
 
-
-def wait_until_healthy(process: subprocess.Popen[bytes], url: str, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "simulator exited before becoming healthy"
-        try:
-            if requests.get(url, timeout=1).json() == {"status": "ok"}:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.05)
-    pytest.fail(f"{url} not healthy before the deadline")
+    wait_until(healthy, timeout=timeout, interval=0.05, what=url)
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
@@ -292,7 +283,7 @@ def test_cli_serves_and_exits_zero_on_signal(stop_signal: signal.Signals) -> Non
         stderr=subprocess.PIPE,
     )
     try:
-        wait_until_healthy(process, f"http://127.0.0.1:{port}/health", time.monotonic() + 15)
+        wait_until_healthy(process, f"http://127.0.0.1:{port}/health", timeout=15)
         process.send_signal(stop_signal)
         _, stderr = process.communicate(timeout=10)
     finally:
