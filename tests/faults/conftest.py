@@ -4,7 +4,9 @@ dedicated Redis and PostgreSQL servers a test may restart without touching anyon
 from __future__ import annotations
 
 import atexit
+import contextlib
 import itertools
+import subprocess
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,7 +179,12 @@ def dedicated_postgres(tmp_path: Path) -> Iterator[DedicatedPostgres]:
         connection.execute('CREATE DATABASE "promptq_faults"')
     url = normalize_database_url(server.get_uri("promptq_faults"))
     migrate(url)
-    yield DedicatedPostgres(server, url)
+    dedicated = DedicatedPostgres(server, url)
+    yield dedicated
+    # After a restart the server's own handle tracks the old, dead postmaster and would stop
+    # nothing, so stop whatever runs on the data directory now, then drop the handle.
+    with contextlib.suppress(subprocess.CalledProcessError):
+        dedicated.stop()
     server.cleanup()
     # Its exit hook would run the same cleanup again, after the streams it logs to closed.
     atexit.unregister(server._cleanup)
