@@ -5,7 +5,8 @@ PromptqError
 ├── AuthenticationError        no key, an unknown key, a revoked or expired key
 ├── ForbiddenError             the admin API is disabled
 ├── ValidationError            the request is malformed (details say where)
-│   └── MalformedJsonError     the body is not JSON at all
+│   ├── MalformedJsonError     the body is not JSON at all
+│   └── UrlNotAllowedError     a webhook target that is not a public address (SSRF guard)
 ├── UnknownModelError          the model is not in the catalogue
 ├── ConflictError              the request collides with existing state
 │   ├── IdempotencyConflictError   an Idempotency-Key reused for a different body
@@ -50,6 +51,13 @@ class ValidationError(PromptqError):
 
 class MalformedJsonError(ValidationError):
     code = "invalid_json"
+
+
+class UrlNotAllowedError(ValidationError):
+    """A webhook or callback URL whose host is (or resolves to) an address promptq must not
+    call: loopback, private, link-local, multicast, reserved, or an IPv6 form of those."""
+
+    code = "url_not_allowed"
 
 
 class UnknownModelError(PromptqError):

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from typing import Annotated
+
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Standard Webhooks' recommended schedule: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h,
+# 20 h and 24 h after the previous attempt (about three days in all).
+DEFAULT_WEBHOOK_SCHEDULE_S = (0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
 
 
 def normalize_database_url(url: str) -> str:
@@ -90,9 +96,45 @@ class Settings(BaseSettings):
     # SIGTERM: in-flight calls get this long to finish before the rest go back to the queue.
     shutdown_grace_s: float = Field(default=60.0, ge=0)
 
+    # Webhook delivery (worker/tasks/deliver_webhook.py). The schedule is the wait before each
+    # attempt; its length is the number of attempts. Each wait is jittered by +-jitter.
+    webhook_schedule_s: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_WEBHOOK_SCHEDULE_S), min_length=1
+    )
+    webhook_jitter: float = Field(default=0.2, ge=0, lt=1)
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    # An endpoint whose every delivery failed for this long is disabled (and says why).
+    webhook_disable_after_s: float = Field(default=5 * 24 * 3600, gt=0)
+    # Networks webhook targets may be in although private (e.g. 127.0.0.0/8 for `make dev`).
+    # Everything loopback, private, link-local, multicast or reserved is refused otherwise.
+    webhook_allowed_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Resolve webhook hosts with this DNS server (host:port) instead of the system resolver.
+    webhook_nameserver: str | None = None
+    # How often beat publishes deliveries that are due (retries, and any whose publish was lost).
+    webhook_dispatch_interval_s: float = Field(default=2.0, gt=0)
+    # A published delivery no worker started within this long is published again.
+    webhook_redispatch_s: float = Field(default=300.0, gt=0)
+    # The base URL clients reach the API at; webhooks' status_url is built from it.
+    public_base_url: str = "http://localhost:8000"
+
     db_pool_size: int = Field(default=5, ge=1)
     log_level: str = "INFO"
     log_json: bool = True
+
+    @field_validator("webhook_schedule_s", "webhook_allowed_networks", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        # Environment variables give "0,5,300"; code and tests may pass a list.
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("webhook_schedule_s")
+    @classmethod
+    def _non_negative_waits(cls, value: list[float]) -> list[float]:
+        if any(wait < 0 for wait in value):
+            raise ValueError("webhook_schedule_s waits must be >= 0")
+        return value
 
     @field_validator("database_url")
     @classmethod
