@@ -19,7 +19,18 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     from api.errors import register_error_handlers
     from api.request_scope import register_request_scope
-    from api.routes import admin, batches, docs, health, jobs, keys, models, usage, webhooks
+    from api.routes import (
+        admin,
+        batches,
+        callback_secret,
+        docs,
+        health,
+        jobs,
+        keys,
+        models,
+        usage,
+        webhooks,
+    )
     from shared.logging import configure_logging
     from shared.settings import get_settings
 
@@ -30,6 +41,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False
     register_error_handlers(app)
     register_request_scope(app)
-    for route in (health, jobs, models, batches, keys, usage, webhooks, admin, docs):
+    routes = (health, jobs, models, batches, keys, usage, webhooks, callback_secret, admin, docs)
+    for route in routes:
         app.register_blueprint(route.bp)
     return app

@@ -12,6 +12,7 @@ import pydantic_core
 from flask import Flask, g, request
 from sqlalchemy.orm import Session
 
+from api.schemas_fields import PATTERN_PROBLEMS
 from shared.db import get_session_factory
 from shared.errors import MalformedJsonError, NotFoundError, ValidationError
 
@@ -35,9 +36,17 @@ def register_request_scope(app: Flask) -> None:
     app.teardown_appcontext(_close_session)
 
 
+def _problem(error: pydantic_core.ErrorDetails) -> str:
+    if error["type"] == "string_pattern_mismatch":
+        described = PATTERN_PROBLEMS.get(str((error.get("ctx") or {}).get("pattern")))
+        if described is not None:
+            return described
+    return error["msg"]
+
+
 def _problems(exc: pydantic.ValidationError, whole: str) -> list[dict[str, Any]]:
     return [
-        {"field": ".".join(str(p) for p in e["loc"]) or whole, "problem": e["msg"]}
+        {"field": ".".join(str(p) for p in e["loc"]) or whole, "problem": _problem(e)}
         for e in exc.errors(include_url=False, include_input=False)
     ]
 

@@ -21,7 +21,8 @@ from api.schemas_fields import (
     json_int,
     small_metadata,
 )
-from shared.models import Job, JobStatus
+from shared.job_view import JobOut, usd
+from shared.models import JobStatus
 from shared.pricing import PRICE_TABLE, model_chain
 from shared.settings import get_settings
 
@@ -32,11 +33,6 @@ KNOWN_MODELS: dict[str, Any] = {"enum": sorted(PRICE_TABLE)}
 HAS_USER_MESSAGE: dict[str, Any] = {
     "contains": {"type": "object", "properties": {"role": {"const": "user"}}, "required": ["role"]}
 }
-
-
-def usd(value: Decimal) -> str:
-    """Dollars as a plain decimal string, so no precision is lost in JSON."""
-    return format(value.normalize(), "f")
 
 
 class ChatMessage(BaseModel):
@@ -152,71 +148,6 @@ class JobListQuery(BaseModel):
     model: str | None = Field(default=None, min_length=1, max_length=100, pattern=NO_NUL)
     created_after: Rfc3339Datetime | None = None
     created_before: Rfc3339Datetime | None = None
-
-
-class Usage(BaseModel):
-    input_tokens: int
-    output_tokens: int
-    total_tokens: int
-
-    @classmethod
-    def of(cls, input_tokens: int, output_tokens: int) -> Usage:
-        return cls(
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            total_tokens=input_tokens + output_tokens,
-        )
-
-
-class JobOut(BaseModel):
-    """A job as GET /v1/jobs/<id> shows it (and later, webhooks carry it)."""
-
-    id: str
-    object: Literal["job"] = "job"
-    status: str
-    priority: str
-    model: str
-    fallbacks: list[str]
-    response_format: dict[str, Any] | None
-    callback_url: str | None
-    max_cost_usd: str | None
-    cache: bool
-    result: dict[str, Any] | None
-    error: dict[str, Any] | None
-    usage: Usage
-    cost_usd: str = Field(description="Decimal dollars, as a string so no precision is lost.")
-    metadata: dict[str, Any]
-    batch_id: str | None
-    custom_id: str | None
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    status_url: str
-
-    @classmethod
-    def from_row(cls, job: Job, status_url: str) -> JobOut:
-        return cls(
-            id=str(job.id),
-            status=job.status,
-            priority=job.priority,
-            model=job.model,
-            fallbacks=job.fallbacks,
-            response_format=job.response_format,
-            callback_url=job.callback_url,
-            max_cost_usd=None if job.max_cost_usd is None else usd(job.max_cost_usd),
-            cache=job.cache,
-            result=job.result,
-            error=job.error,
-            usage=Usage.of(job.input_tokens, job.output_tokens),
-            cost_usd=usd(job.cost_usd),
-            metadata=job.meta,
-            batch_id=None if job.batch_id is None else str(job.batch_id),
-            custom_id=job.custom_id,
-            created_at=job.created_at,
-            started_at=job.started_at,
-            finished_at=job.finished_at,
-            status_url=status_url,
-        )
 
 
 class AttemptOut(BaseModel):

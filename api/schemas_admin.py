@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from api.schemas_fields import HttpUrlText, IsoDate, Usd, json_int
+from shared.webhook_events import EVENT_TYPES
 
 # Postgres INTEGER columns: a larger number would fail in the database, not here.
 MAX_INT4 = 2**31 - 1
@@ -225,15 +226,18 @@ class UsageOut(BaseModel):
 # --- Webhook endpoints --------------------------------------------------------------------
 
 EventType = Literal["job.succeeded", "job.failed", "job.cancelled"]
-EVENT_ORDER: tuple[str, ...] = ("job.succeeded", "job.failed", "job.cancelled")
 
 
 def _as_set(events: list[EventType]) -> list[str]:
-    return [e for e in EVENT_ORDER if e in events]
+    return [e for e in EVENT_TYPES if e in events]
 
 
 WebhookUrl = Annotated[
-    HttpUrlText, Field(description="http(s) URL (ASCII: a DNS name or IPv4 address).")
+    HttpUrlText,
+    Field(
+        description="http(s) URL (ASCII: a DNS name, an IPv4 address or a bracketed IPv6 "
+        "address). It must be, and resolve to, a public address."
+    ),
 ]
 EventTypes = Annotated[list[EventType], Field(min_length=1, max_length=16), AfterValidator(_as_set)]
 

@@ -8,8 +8,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from api.schemas import JobCreate, Usage
+from api.schemas import JobCreate
 from api.schemas_fields import METADATA_DOC, NO_NUL, small_metadata
+from shared.job_view import Usage
 from shared.settings import get_settings
 
 

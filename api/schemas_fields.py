@@ -31,19 +31,43 @@ POSITIVE_USD_PATTERN = rf"^(?:[1-9][0-9]{{0,9}}(?:{_USD_FRACTION})?|0\.(?:{_POSI
 USD_PATTERN = rf"^[0-9]{{1,10}}(?:{_USD_FRACTION})?$"
 
 # http(s) URLs of printable ASCII: a DNS name (its last label starting with a letter, so it is
-# never read as a malformed IPv4 address) or a dotted IPv4 address, an optional port, then any
-# path, query and fragment of RFC 3986 characters. Internationalized names are sent in their
-# ASCII (xn--) form.
+# never read as a malformed IPv4 address), a dotted IPv4 address or a bracketed IPv6 address
+# (RFC 3986's grammar, no zone), an optional port, then any path, query and fragment of RFC 3986
+# characters. Internationalized names are sent in their ASCII (xn--) form. Whether the address
+# may be called at all is the SSRF guard's decision (shared/ssrf.py), not the pattern's.
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _TOP_LABEL = r"[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_H16 = r"[0-9A-Fa-f]{1,4}"
+_IPV4 = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
+_LS32 = rf"(?:{_H16}:{_H16}|{_IPV4})"
+_IPV6 = "|".join(
+    (
+        rf"(?:{_H16}:){{6}}{_LS32}",
+        rf"::(?:{_H16}:){{5}}{_LS32}",
+        rf"(?:{_H16})?::(?:{_H16}:){{4}}{_LS32}",
+        rf"(?:(?:{_H16}:){{0,1}}{_H16})?::(?:{_H16}:){{3}}{_LS32}",
+        rf"(?:(?:{_H16}:){{0,2}}{_H16})?::(?:{_H16}:){{2}}{_LS32}",
+        rf"(?:(?:{_H16}:){{0,3}}{_H16})?::{_H16}:{_LS32}",
+        rf"(?:(?:{_H16}:){{0,4}}{_H16})?::{_LS32}",
+        rf"(?:(?:{_H16}:){{0,5}}{_H16})?::{_H16}",
+        rf"(?:(?:{_H16}:){{0,6}}{_H16})?::",
+    )
+)
 _PORT = r"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
 _PCHAR = r"(?:[A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})"
 HTTP_URL_PATTERN = (
-    rf"^https?://(?:(?:{_LABEL}\.)*{_TOP_LABEL}|{_OCTET}(?:\.{_OCTET}){{3}})(?::{_PORT})?"
+    rf"^https?://(?:(?:{_LABEL}\.)*{_TOP_LABEL}|{_IPV4}|\[(?:{_IPV6})\])(?::{_PORT})?"
     rf"(?:/(?:{_PCHAR}|/)*)?(?:\?(?:{_PCHAR}|[/?])*)?(?:#(?:{_PCHAR}|[/?])*)?$"
 )
 MAX_URL_LENGTH = 2048
+# Said instead of pydantic's "String should match pattern '<the pattern>'" when a value does not
+# match: these patterns are too long to help anyone reading an error.
+PATTERN_PROBLEMS: dict[str, str] = {
+    HTTP_URL_PATTERN: "must be an http(s) URL whose host is a DNS name, a dotted IPv4 address "
+    "(like 203.0.113.7) or a bracketed IPv6 address; numeric forms such as 2130706433 or "
+    "0x7f000001 are not accepted",
+}
 
 # RFC 3339 (JSON Schema's `date-time`) with its offset, and `date` (YYYY-MM-DD).
 _RFC3339 = re.compile(

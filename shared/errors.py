@@ -12,7 +12,9 @@ PromptqError
 │   ├── IdempotencyConflictError   an Idempotency-Key reused for a different body
 │   ├── JobNotCancellableError     the job already finished
 │   ├── AlreadyExistsError         a name that must be unique is taken
-│   └── LimitReachedError          a per-user cap on a kind of thing is reached
+│   ├── LimitReachedError          a per-user cap on a kind of thing is reached
+│   ├── DeliveryInProgressError    a webhook message is being sent right now
+│   └── WebhookDisabledError       the endpoint is disabled
 └── RetryLaterError            refused for now; retry after `retry_after_s` seconds
     ├── RateLimitedError       the API key's request or token rate limit
     ├── BudgetExceededError    the user's daily or monthly budget
@@ -90,6 +92,18 @@ class LimitReachedError(ConflictError):
     """The user already has as many of these as they may."""
 
     code = "limit_reached"
+
+
+class DeliveryInProgressError(ConflictError):
+    """A webhook message is being delivered; it cannot be retried until that attempt ends."""
+
+    code = "delivery_in_progress"
+
+
+class WebhookDisabledError(ConflictError):
+    """The webhook endpoint is disabled (by its owner, a 410, or days of failures)."""
+
+    code = "webhook_disabled"
 
 
 class RetryLaterError(PromptqError):

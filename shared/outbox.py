@@ -7,6 +7,9 @@ missing from the set. Publishing comes first and marking second: a lost mark onl
 duplicate message, which the claim makes harmless, while a mark without a message would strand
 the job. When Redis loses its data the set goes with the messages, so every queued job is
 republished.
+
+Webhook messages need no such set: a pending message carries the time by which it must have
+been started (next_attempt_at), and the dispatcher publishes it again when that passes.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import uuid
 from collections.abc import Sequence
 
 from shared.logging import get_logger
-from shared.queueing import publish_jobs
+from shared.queueing import publish_deliveries, publish_jobs
 from shared.redis_client import get_redis
 
 ENQUEUED_KEY = "promptq:enqueued"
@@ -51,3 +54,14 @@ def missing(job_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
         return []
     flags = get_redis().smismember(ENQUEUED_KEY, [str(j) for j in job_ids])
     return [job_id for job_id, present in zip(job_ids, flags, strict=True) if not present]
+
+
+def publish_webhooks(dispatches: Sequence[tuple[str, int]]) -> None:
+    """Publish delivery attempts of committed webhook messages. A failure is logged, not raised:
+    the messages are pending in Postgres and the dispatcher publishes them once they are due."""
+    if not dispatches:
+        return
+    try:
+        publish_deliveries(dispatches)
+    except Exception:
+        log.exception("outbox.webhook_publish_failed", messages=len(dispatches))

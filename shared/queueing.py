@@ -26,6 +26,11 @@ SWEEP_TASK = "promptq.sweep"
 # Maintenance first, so a backlog of jobs never starves the sweeper.
 MAINTENANCE_QUEUE = "promptq.maintenance"
 WORKER_QUEUES: tuple[str, ...] = (MAINTENANCE_QUEUE, *JOB_QUEUE_ORDER)
+# Webhook deliveries have their own queue and their own workers, so a slow or dead receiver
+# never holds a slot a job could use.
+WEBHOOK_QUEUE = "webhooks"
+DELIVER_WEBHOOK_TASK = "promptq.deliver_webhook"
+DISPATCH_WEBHOOKS_TASK = "promptq.dispatch_webhooks"
 # Publishes buffered before one pipelined round trip to Redis.
 PUBLISH_BATCH_SIZE = 1000
 
@@ -104,3 +109,22 @@ def publish_jobs(jobs: Iterable[tuple[str, str]]) -> None:
         for job_id, priority in jobs:
             # No queue declaration per message: the anonymous exchange needs no bindings.
             _send(app, job_id, priority, producer, declare=[])
+
+
+def publish_deliveries(dispatches: Iterable[tuple[str, int]]) -> None:
+    """Enqueue delivery attempts of committed webhook messages, given as (message id, attempts
+    already made)."""
+    app = producer_app()
+    with app.producer_or_acquire() as producer:
+        for message_id, attempts in dispatches:
+            app.send_task(
+                DELIVER_WEBHOOK_TASK,
+                args=[message_id, attempts],
+                queue=WEBHOOK_QUEUE,
+                exchange="",
+                routing_key=WEBHOOK_QUEUE,
+                producer=producer,
+                declare=[],
+                retry=True,
+                retry_policy={"max_retries": 3, "interval_start": 0.1, "interval_step": 0.5},
+            )

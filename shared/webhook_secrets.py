@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import secrets
 
-SECRET_PREFIX = "whsec_"
+from shared.webhook_signature import SECRET_PREFIX
+
 # Standard Webhooks asks for 24 to 64 bytes of randomness.
 SECRET_BYTES = 32
 

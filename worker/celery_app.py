@@ -1,6 +1,7 @@
 """The Celery app: queues in priority order, late acks, prefetch from settings.
 
-Run with `celery -A worker.celery_app worker -Q jobs.high,jobs.normal,jobs.low --pool threads`.
+Jobs: `celery -A worker.celery_app worker -Q promptq.maintenance,jobs.high,jobs.normal,jobs.low`;
+webhook deliveries: a separate `celery -A worker.celery_app worker -Q webhooks` (see Procfile).
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from kombu import Queue
 from shared import outbox
 from shared.logging import configure_logging, get_logger
 from shared.queueing import (
+    DISPATCH_WEBHOOKS_TASK,
     MAINTENANCE_QUEUE,
     RUN_JOB_TASK,
     SWEEP_TASK,
+    WEBHOOK_QUEUE,
     WORKER_QUEUES,
     broker_transport_options,
 )
@@ -35,10 +38,10 @@ def create_celery(settings: Settings | None = None) -> Celery:
     celery = Celery(
         "promptq",
         broker=settings.redis_url,
-        include=["worker.tasks.run_job", "worker.tasks.sweep"],
+        include=["worker.tasks.run_job", "worker.tasks.sweep", "worker.tasks.deliver_webhook"],
     )
     celery.conf.update(
-        task_queues=[Queue(name, routing_key=name) for name in WORKER_QUEUES],
+        task_queues=[Queue(name, routing_key=name) for name in (*WORKER_QUEUES, WEBHOOK_QUEUE)],
         task_default_queue="jobs.normal",
         broker_transport_options=broker_transport_options(settings),
         broker_connection_retry_on_startup=True,
@@ -64,7 +67,17 @@ def create_celery(settings: Settings | None = None) -> Celery:
                     # A sweep nobody ran in time is superseded by the next one.
                     "expires": settings.sweep_interval_s * 2,
                 },
-            }
+            },
+            "dispatch-webhooks": {
+                "task": DISPATCH_WEBHOOKS_TASK,
+                "schedule": settings.webhook_dispatch_interval_s,
+                "options": {
+                    "queue": MAINTENANCE_QUEUE,
+                    "exchange": "",
+                    "routing_key": MAINTENANCE_QUEUE,
+                    "expires": settings.webhook_dispatch_interval_s * 2,
+                },
+            },
         },
     )
     return celery

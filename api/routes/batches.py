@@ -12,11 +12,11 @@ from flask import Blueprint, Response, jsonify, request, stream_with_context, ur
 from api import admission, openapi
 from api.auth import current_key
 from api.request_scope import db, parse_body
-from api.schemas import Usage, usd
 from api.schemas_batches import BatchCounts, BatchCreate, BatchJobCreate, BatchOut, BatchResultLine
 from shared import outbox
 from shared.cost_estimate import estimated_tokens, reservation_usd
-from shared.errors import UnknownModelError
+from shared.errors import UnknownModelError, UrlNotAllowedError
+from shared.job_view import Usage, usd
 from shared.logging import get_logger
 from shared.models import Batch, JobStatus
 from shared.pricing import PRICE_TABLE
@@ -28,6 +28,7 @@ from shared.repositories.batches import (
 )
 from shared.repositories.budgets import check_budget, lock_user
 from shared.settings import Settings, get_settings
+from shared.ssrf import TargetPolicy, check_target_url
 
 bp = Blueprint("batches", __name__, url_prefix="/v1/batches")
 admission.install_headers(bp)
@@ -75,6 +76,23 @@ def _check_models(jobs: list[BatchJobCreate]) -> None:
                 )
 
 
+def _check_callbacks(jobs: list[BatchJobCreate], settings: Settings) -> None:
+    """Each distinct callback_url once (a batch usually repeats one): public targets only."""
+    policy = TargetPolicy.from_settings(settings)
+    checked: set[str] = set()
+    for index, job in enumerate(jobs):
+        if job.callback_url is None or job.callback_url in checked:
+            continue
+        try:
+            check_target_url(job.callback_url, policy)
+        except UrlNotAllowedError as exc:
+            raise UrlNotAllowedError(
+                f"jobs.{index}.callback_url: {exc.message}",
+                details={"index": index, "custom_id": job.custom_id},
+            ) from None
+        checked.add(job.callback_url)
+
+
 def _row(job: BatchJobCreate, settings: Settings) -> tuple[dict[str, Any], int]:
     """The job's column values and its estimated tokens for the rate limit."""
     max_tokens = job.effective_max_tokens()
@@ -116,6 +134,7 @@ def submit_batch() -> Response:
     body = parse_body(BatchCreate)
     _check_models(body.jobs)
     settings = get_settings()
+    _check_callbacks(body.jobs, settings)
     prepared = [_row(job, settings) for job in body.jobs]
     rows = [row for row, _ in prepared]
     # The whole batch is one request and the sum of its jobs' tokens against the key's limits.

@@ -25,7 +25,9 @@ from shared.repositories.jobs import (
     list_attempts,
     list_jobs,
 )
+from shared.repositories.webhook_messages import enqueue_job_events
 from shared.settings import get_settings
+from shared.ssrf import TargetPolicy, check_target_url
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
 admission.install_headers(bp)
@@ -69,10 +71,12 @@ def submit_job() -> Response:
     body = parse_body(JobCreate)
     for model in (body.model, *body.fallbacks):
         price_for(model)  # an unknown model or fallback is refused before anything is counted
+    settings = get_settings()
+    if body.callback_url is not None:
+        check_target_url(body.callback_url, TargetPolicy.from_settings(settings))
     idempotency_key = _idempotency_key()
     max_tokens = body.effective_max_tokens()
     admission.screen(key, estimated_tokens(body.contents(), max_tokens))
-    settings = get_settings()
     reservation = reservation_usd(
         body.models(), body.contents(), max_tokens, settings.max_billed_attempts, body.max_cost_usd
     )
@@ -162,9 +166,12 @@ def get_job(job_id: str) -> Response:
     summary="Cancel a queued or running job", responses={200: JobOut}, errors=[409], tags=TAGS
 )
 def cancel(job_id: str) -> Response:
+    settings = get_settings()
     session = db()
     job = cancel_job(session, job_id, current_key().user_id)
+    webhooks = enqueue_job_events(session, [job.id], settings.public_base_url)
     session.commit()
+    outbox.publish_webhooks(webhooks)
     log.info("job.cancelled", job_id=job_id)
     return _job_json(job, 200)
 

@@ -8,18 +8,28 @@ from shared.models.job import FINAL_STATUSES, Job, JobStatus, Priority
 from shared.models.usage import UsageRecord
 from shared.models.user import User
 from shared.models.webhook_endpoint import WebhookEndpoint
+from shared.models.webhook_message import (
+    AttemptOutcome,
+    MessageStatus,
+    WebhookAttempt,
+    WebhookMessage,
+)
 
 __all__ = [
     "FINAL_STATUSES",
     "ApiKey",
+    "AttemptOutcome",
     "Base",
     "Batch",
     "Job",
     "JobAttempt",
     "JobStatus",
+    "MessageStatus",
     "Money",
     "Priority",
     "UsageRecord",
     "User",
+    "WebhookAttempt",
     "WebhookEndpoint",
+    "WebhookMessage",
 ]

@@ -6,10 +6,11 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import String, Uuid
+from sqlalchemy import DateTime, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.models.base import Base, Money, created_at_column
+from shared.webhook_secrets import new_webhook_secret
 
 
 class User(Base):
@@ -20,4 +21,13 @@ class User(Base):
     # Cost ceilings in dollars per UTC day / calendar month; NULL means no ceiling.
     daily_budget_usd: Mapped[Decimal | None] = mapped_column(Money)
     monthly_budget_usd: Mapped[Decimal | None] = mapped_column(Money)
+    # Signs deliveries to jobs' own callback_url (endpoints have their own secrets). After a
+    # rotation the previous one also signs until it expires.
+    callback_secret: Mapped[str] = mapped_column(
+        String(100), nullable=False, default=new_webhook_secret
+    )
+    callback_previous_secret: Mapped[str | None] = mapped_column(String(100))
+    callback_previous_secret_expires_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True)
+    )
     created_at: Mapped[datetime] = created_at_column()

@@ -32,6 +32,9 @@ class WebhookEndpoint(Base):
     secret: Mapped[str] = mapped_column(String(100), nullable=False)
     previous_secret: Mapped[str | None] = mapped_column(String(100))
     previous_secret_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Start of the current run of failed deliveries (NULL after a success); a run longer than
+    # WEBHOOK_DISABLE_AFTER_S disables the endpoint.
+    failing_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), nullable=False

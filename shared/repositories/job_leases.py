@@ -103,8 +103,9 @@ class Outcome:
     cost_usd: Decimal
 
 
-def finish_job(session: Session, claim: Claim, outcome: Outcome) -> bool:
-    """Write the final state if this worker still holds the lease; False if it lost it.
+def finish_job(session: Session, claim: Claim, outcome: Outcome) -> JobStatus | None:
+    """Write the final state if this worker still holds the lease; None if it lost it, else the
+    status the job had: running (now final) or cancelled (while it ran, and kept).
 
     The job's reservation drops to 0 in this transaction, the one that adds its usage rows, so
     the user's spend moves from held to charged at once. A job cancelled while it ran keeps its
@@ -120,7 +121,7 @@ def finish_job(session: Session, claim: Claim, outcome: Outcome) -> bool:
         .with_for_update()
     )
     if status is None:
-        return False
+        return None
     values: dict[str, Any] = {
         "input_tokens": Job.input_tokens + outcome.input_tokens,
         "output_tokens": Job.output_tokens + outcome.output_tokens,
@@ -142,7 +143,7 @@ def finish_job(session: Session, claim: Claim, outcome: Outcome) -> bool:
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-    return True
+    return JobStatus(status)
 
 
 def lease_status(session: Session, job_id: uuid.UUID, token: uuid.UUID) -> str | None:

@@ -25,7 +25,8 @@ class ExpiredLeases:
 
 def expire_leases(session: Session, max_deliveries: int) -> ExpiredLeases:
     """Running jobs whose lease ran out go back to the queue; those already delivered
-    `max_deliveries` times fail as worker_lost instead (no endless poison loop)."""
+    `max_deliveries` times fail as worker_lost instead (no endless poison loop). Cancelled jobs
+    whose worker vanished mid-call release their lease and reservation."""
     expired = (Job.status == JobStatus.RUNNING) & (Job.lease_expires_at < func.now())
     failed = session.scalars(
         update(Job)
@@ -41,6 +42,14 @@ def expire_leases(session: Session, max_deliveries: int) -> ExpiredLeases:
         .returning(Job.id)
         .execution_options(synchronize_session=False)
     ).all()
+    # A job cancelled while it ran keeps its status; if its worker vanished, nobody else would
+    # ever release its lease and its budget reservation.
+    session.execute(
+        update(Job)
+        .where(Job.status == JobStatus.CANCELLED, Job.lease_expires_at < func.now())
+        .values(lease_token=None, lease_expires_at=None, reserved_usd=Decimal(0))
+        .execution_options(synchronize_session=False)
+    )
     requeued = session.scalars(
         update(Job)
         .where(expired)

@@ -1,17 +1,19 @@
-"""Users: create, find, list and set their budgets."""
+"""Users: create, find, list, set their budgets and rotate their callback secret."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from datetime import timedelta
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shared.errors import AlreadyExistsError, NotFoundError
 from shared.models import User
+from shared.webhook_secrets import new_webhook_secret
 
 BUDGET_FIELDS = frozenset({"daily_budget_usd", "monthly_budget_usd"})
 
@@ -64,4 +66,15 @@ def set_budgets(session: Session, user: User, changes: Mapping[str, Decimal | No
     for field, value in changes.items():
         setattr(user, field, value)
     session.flush()
+    return user
+
+
+def rotate_callback_secret(session: Session, user: User, grace_s: int) -> User:
+    """A new secret for the user's callback_url deliveries; the current one keeps signing for
+    `grace_s` seconds, as endpoint rotations do."""
+    user.callback_previous_secret = user.callback_secret
+    user.callback_previous_secret_expires_at = func.now() + timedelta(seconds=grace_s)
+    user.callback_secret = new_webhook_secret()
+    session.flush()
+    session.refresh(user)
     return user

@@ -70,11 +70,11 @@ def test_final_write_is_fenced_by_the_lease(make_account: Callable[[str], Accoun
     fresh = _claim(job_id)
     assert fresh is not None and fresh.lease_token != stale.lease_token
     with transaction() as session:
-        assert finish_job(session, stale, SUCCESS) is False
+        assert finish_job(session, stale, SUCCESS) is None
     with transaction() as session:
-        assert finish_job(session, fresh, SUCCESS) is True
+        assert finish_job(session, fresh, SUCCESS) == JobStatus.RUNNING
     with transaction() as session:
-        assert finish_job(session, fresh, SUCCESS) is False
+        assert finish_job(session, fresh, SUCCESS) is None
         job = session.scalars(select(Job).where(Job.id == job_id)).one()
         assert job.status == "succeeded"
         assert job.cost_usd == Decimal("0.0000010")

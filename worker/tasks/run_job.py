@@ -25,6 +25,7 @@ from shared.repositories.job_leases import (
     lease_status,
     requeue_job,
 )
+from shared.repositories.webhook_messages import enqueue_job_events
 from shared.settings import get_settings
 from worker.attempt import AttemptResult
 from worker.celery_app import app
@@ -156,12 +157,21 @@ def _finish(claim: Claim, final: AttemptResult | None, error: dict[str, Any] | N
         output_tokens=charged.output_tokens if charged else 0,
         cost_usd=charged.cost_usd if charged else Decimal(0),
     )
+    settings = get_settings()
     with transaction() as session:
-        if not finish_job(session, claim, outcome):
+        written = finish_job(session, claim, outcome)
+        if written is None:
             log.warning("job.lease_lost", job_id=str(claim.job_id))
             return
         if record is not None:
             record_attempt(session, job_id=claim.job_id, user_id=claim.user_id, attempt=record)
+        # A job cancelled while it ran announced itself when it was cancelled.
+        webhooks = (
+            enqueue_job_events(session, [claim.job_id], settings.public_base_url)
+            if written == JobStatus.RUNNING
+            else []
+        )
+    outbox.publish_webhooks(webhooks)
     log.info("job.finished", job_id=str(claim.job_id), status=outcome.status)
 
 

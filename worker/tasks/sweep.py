@@ -14,6 +14,7 @@ from shared.logging import get_logger
 from shared.queueing import SWEEP_TASK
 from shared.redis_client import get_redis
 from shared.repositories.sweeper import due_queued_jobs, expire_leases
+from shared.repositories.webhook_messages import enqueue_job_events
 from shared.settings import get_settings
 from worker.celery_app import app
 
@@ -32,6 +33,8 @@ def sweep() -> None:
     try:
         with transaction() as session:
             expired = expire_leases(session, settings.max_deliveries)
+            webhooks = enqueue_job_events(session, expired.failed, settings.public_base_url)
+        outbox.publish_webhooks(webhooks)
         # A requeued job's old message is long consumed, whatever its mark says (a failed
         # unmark after its claim would otherwise hide it from the republish below).
         outbox.forget(expired.requeued)

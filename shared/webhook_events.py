@@ -1,0 +1,50 @@
+"""Webhook event types and their payloads: `{type, timestamp, data}`, where a job event's data is
+the job exactly as GET /v1/jobs/<id> shows it."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.job_view import JobOut, status_url
+from shared.models import Job, JobStatus
+
+JOB_EVENTS: dict[str, str] = {
+    JobStatus.SUCCEEDED: "job.succeeded",
+    JobStatus.FAILED: "job.failed",
+    JobStatus.CANCELLED: "job.cancelled",
+}
+# What an endpoint may subscribe to, in the order the API lists them.
+EVENT_TYPES: tuple[str, ...] = tuple(JOB_EVENTS.values())
+# Sent by POST /v1/webhooks/<id>/test, whatever the endpoint subscribes to.
+PING = "ping"
+
+
+def _envelope(event_type: str, data: dict[str, Any]) -> str:
+    event = {
+        "type": event_type,
+        "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "data": data,
+    }
+    # Compact and fixed once: every attempt sends (and signs) these same bytes.
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+
+
+def job_event_type(status: str) -> str | None:
+    """The event a job in this status announces; None while it is not final."""
+    return JOB_EVENTS.get(status)
+
+
+def job_event_body(job: Job, base_url: str) -> str:
+    """The payload announcing that `job` reached its (final) status."""
+    event_type = JOB_EVENTS[job.status]
+    view = JobOut.from_row(job, status_url(base_url, job.id))
+    return _envelope(event_type, {"job": view.model_dump(mode="json")})
+
+
+def ping_body(endpoint_id: str) -> str:
+    return _envelope(
+        PING,
+        {"webhook_id": endpoint_id, "message": "A test event sent by POST /v1/webhooks/<id>/test."},
+    )

@@ -1,0 +1,73 @@
+"""deliver_webhook: one attempt of one message, with no database connection held while the
+receiver answers; and dispatch_webhooks (Celery beat): publish the attempts that are due and
+hand back deliveries whose worker vanished."""
+
+from __future__ import annotations
+
+from shared import outbox
+from shared.db import transaction
+from shared.logging import get_logger
+from shared.queueing import DELIVER_WEBHOOK_TASK, DISPATCH_WEBHOOKS_TASK
+from shared.repositories.webhook_messages import (
+    RetryPolicy,
+    claim_attempt,
+    due_messages,
+    expire_deliveries,
+    record_attempt_result,
+)
+from shared.settings import Settings, get_settings
+from shared.ssrf import TargetPolicy
+from worker.celery_app import app
+from worker.delivery.webhook import deliver
+
+log = get_logger(__name__)
+# Beyond the HTTP timeout: DNS resolution and the two short transactions around the call.
+LEASE_MARGIN_S = 30.0
+DISPATCH_BATCH = 1000
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(
+        schedule_s=settings.webhook_schedule_s,
+        jitter=settings.webhook_jitter,
+        disable_after_s=settings.webhook_disable_after_s,
+    )
+
+
+@app.task(name=DELIVER_WEBHOOK_TASK)
+def deliver_webhook(message_id: str, attempts: int) -> None:
+    """Make attempt `attempts + 1` of the message. A duplicate or stale task finds nothing to
+    claim; a worker killed mid-attempt leaves a lease that the dispatcher expires, and the
+    message is sent again (receivers dedupe on webhook-id)."""
+    settings = get_settings()
+    with transaction() as session:
+        claim = claim_attempt(
+            session, message_id, attempts, settings.webhook_timeout_s + LEASE_MARGIN_S
+        )
+    if claim is None:
+        log.info("webhook.skip_not_claimable", message_id=message_id, attempts=attempts)
+        return
+    report = deliver(claim, TargetPolicy.from_settings(settings), settings.webhook_timeout_s)
+    with transaction() as session:
+        status = record_attempt_result(session, claim, report, retry_policy(settings))
+    log.info(
+        "webhook.attempt",
+        message_id=message_id,
+        attempt=claim.number,
+        status_code=report.status_code,
+        error_code=report.error_code,
+        latency_ms=report.latency_ms,
+        message_status=status,
+    )
+
+
+@app.task(name=DISPATCH_WEBHOOKS_TASK, ignore_result=True)
+def dispatch_webhooks() -> None:
+    settings = get_settings()
+    with transaction() as session:
+        handed_back = expire_deliveries(session)
+    with transaction() as session:
+        due = due_messages(session, settings.webhook_redispatch_s, DISPATCH_BATCH)
+    outbox.publish_webhooks(due)
+    if handed_back or due:
+        log.info("webhook.dispatch", handed_back=handed_back, published=len(due))
