@@ -27,6 +27,7 @@ from devstack.stack import (
     sim_process,
     worker_process,
 )
+from shared.queueing import WEBHOOK_QUEUE
 from shared.settings import normalize_database_url
 
 DEMO_USER = "demo"
@@ -91,12 +92,20 @@ def main(argv: list[str] | None = None) -> int:
                 "ANTHROPIC_API_KEY": "sk-ant-sim",
             }
             processes.append(sim_process(args.sim_port, log_dir).start())
+        api = f"http://127.0.0.1:{args.api_port}"
+        env["PUBLIC_BASE_URL"] = api
+        # Webhooks to receivers on this machine (the SSRF guard refuses loopback otherwise).
+        env["WEBHOOK_ALLOWED_NETWORKS"] = os.environ.get(
+            "WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128"
+        )
         processes.append(api_process(args.api_port, env, log_dir).start())
         processes.append(worker_process(env, log_dir).start())
+        processes.append(
+            worker_process(env, log_dir, name="webhooks", queues=(WEBHOOK_QUEUE,)).start()
+        )
         processes.append(beat_process(env, log_dir).start())
         processes.append(flower_process(args.flower_port, env, log_dir).start())
 
-        api = f"http://127.0.0.1:{args.api_port}"
         wait_until(lambda: http_ok(f"{api}/ready"), timeout=60, what="the API to be ready")
         wait_until(
             lambda: http_ok(f"http://127.0.0.1:{args.flower_port}/healthcheck"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from alembic import command
@@ -60,16 +60,21 @@ def api_process(
 
 
 def worker_process(
-    env: Mapping[str, str], log_dir: Path, name: str = "worker", concurrency: int | None = None
+    env: Mapping[str, str],
+    log_dir: Path,
+    name: str = "worker",
+    concurrency: int | None = None,
+    queues: Sequence[str] = WORKER_QUEUES,
 ) -> ManagedProcess:
-    """A Celery worker; without `concurrency` it uses the WORKER_CONCURRENCY setting."""
+    """A Celery worker (jobs by default; `queues=(WEBHOOK_QUEUE,)` for webhook deliveries);
+    without `concurrency` it uses the WORKER_CONCURRENCY setting."""
     argv = [
         str(BIN / "celery"),
         "-A",
         "worker.celery_app",
         "worker",
         "--queues",
-        ",".join(WORKER_QUEUES),
+        ",".join(queues),
         "--pool",
         "threads",
         "--hostname",

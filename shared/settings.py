@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Self
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Standard Webhooks' recommended schedule: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h,
@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     )
     webhook_jitter: float = Field(default=0.2, ge=0, lt=1)
     webhook_timeout_s: float = Field(default=10.0, gt=0)
+    # How long a delivery may go unreported before another worker takes it over: the timeout,
+    # DNS and two short transactions must fit (a killed worker's message waits this long).
+    webhook_lease_s: float = Field(default=60.0, gt=0)
     # An endpoint whose every delivery failed for this long is disabled (and says why).
     webhook_disable_after_s: float = Field(default=5 * 24 * 3600, gt=0)
     # Networks webhook targets may be in although private (e.g. 127.0.0.0/8 for `make dev`).
@@ -134,6 +137,12 @@ class Settings(BaseSettings):
         if any(wait < 0 for wait in value):
             raise ValueError("webhook_schedule_s waits must be >= 0")
         return value
+
+    @model_validator(mode="after")
+    def _lease_outlasts_timeout(self) -> Self:
+        if self.webhook_lease_s <= self.webhook_timeout_s:
+            raise ValueError("webhook_lease_s must be longer than webhook_timeout_s")
+        return self
 
     @field_validator("database_url")
     @classmethod

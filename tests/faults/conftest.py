@@ -95,6 +95,7 @@ def make_stack(clean: Services, tmp_path: Path) -> Iterator[MakeStack]:
         sim_hang_s: float | None = 30.0,
         database_url: str | None = None,
         redis_url: str | None = None,
+        webhook_workers: int = 0,
     ) -> RunningStack:
         stack = start_stack(
             database_url or clean.database_url,
@@ -106,6 +107,7 @@ def make_stack(clean: Services, tmp_path: Path) -> Iterator[MakeStack]:
             concurrency=concurrency,
             beat=beat,
             sim_hang_s=sim_hang_s,
+            webhook_workers=webhook_workers,
         )
         started.append(stack)
         return stack

@@ -14,6 +14,7 @@ import requests
 from devstack.processes import BIN, ManagedProcess, free_port, http_ok, wait_until
 from devstack.stack import api_process, beat_process, sim_process, worker_process
 from shared.models import FINAL_STATUSES
+from shared.queueing import WEBHOOK_QUEUE
 
 
 @dataclass
@@ -68,6 +69,15 @@ class RunningStack:
         wait_until(lambda: "ready." in process.log_text(), timeout=60, what=f"worker {name}")
         return process
 
+    def start_webhook_worker(self, name: str = "webhooks", concurrency: int = 8) -> ManagedProcess:
+        """Start a Celery worker on the webhooks queue and wait until it consumes."""
+        process = worker_process(
+            self.env, self.log_dir, name=name, concurrency=concurrency, queues=(WEBHOOK_QUEUE,)
+        )
+        self.processes[name] = process.start()
+        wait_until(lambda: "ready." in process.log_text(), timeout=60, what=f"worker {name}")
+        return process
+
     def start_beat(self) -> ManagedProcess:
         """Start Celery beat (the sweeper's schedule)."""
         self.processes["beat"] = beat_process(self.env, self.log_dir).start()
@@ -110,9 +120,12 @@ def start_stack(
     concurrency: int = 4,
     beat: bool = False,
     sim_hang_s: float | None = None,
+    webhook_workers: int = 0,
 ) -> RunningStack:
     """Start the simulator, the API under gunicorn, `workers` Celery workers (named worker,
-    worker2, ...) and optionally beat, with `extra_env` over the defaults; wait until ready."""
+    worker2, ...), `webhook_workers` on the webhooks queue (webhooks, webhooks2, ...) and
+    optionally beat, with `extra_env` over the defaults; wait until ready. PUBLIC_BASE_URL is
+    the API's address."""
     sim_port, api_port = free_port(), free_port()
     sim_url = f"http://127.0.0.1:{sim_port}"
     env = {
@@ -123,6 +136,7 @@ def start_stack(
         "ANTHROPIC_BASE_URL": sim_url,
         "ANTHROPIC_API_KEY": "sk-ant-sim",
         "LOG_JSON": "true",
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{api_port}",
         **(extra_env or {}),
     }
     stack = RunningStack(f"http://127.0.0.1:{api_port}", sim_url, env, log_dir)
@@ -134,6 +148,12 @@ def start_stack(
             stack.processes[name] = worker_process(
                 env, log_dir, name=name, concurrency=concurrency
             ).start()
+        hook_names = ["webhooks", *(f"webhooks{n}" for n in range(2, webhook_workers + 1))]
+        for name in hook_names[:webhook_workers]:
+            stack.processes[name] = worker_process(
+                env, log_dir, name=name, concurrency=8, queues=(WEBHOOK_QUEUE,)
+            ).start()
+        names += hook_names[:webhook_workers]
         if beat:
             stack.start_beat()
         wait_until(lambda: http_ok(f"{sim_url}/health"), timeout=30, what="the simulator")

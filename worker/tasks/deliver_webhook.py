@@ -21,8 +21,6 @@ from worker.celery_app import app
 from worker.delivery.webhook import deliver
 
 log = get_logger(__name__)
-# Beyond the HTTP timeout: DNS resolution and the two short transactions around the call.
-LEASE_MARGIN_S = 30.0
 DISPATCH_BATCH = 1000
 
 
@@ -41,9 +39,7 @@ def deliver_webhook(message_id: str, attempts: int) -> None:
     message is sent again (receivers dedupe on webhook-id)."""
     settings = get_settings()
     with transaction() as session:
-        claim = claim_attempt(
-            session, message_id, attempts, settings.webhook_timeout_s + LEASE_MARGIN_S
-        )
+        claim = claim_attempt(session, message_id, attempts, settings.webhook_lease_s)
     if claim is None:
         log.info("webhook.skip_not_claimable", message_id=message_id, attempts=attempts)
         return
