@@ -6,17 +6,19 @@ import base64
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 from standardwebhooks import Webhook
 
+from api.schemas_admin import EventType
 from shared.db import transaction
 from shared.models import WebhookEndpoint
 from shared.repositories.webhook_endpoints import MAX_ENDPOINTS_PER_USER
 from shared.settings import get_settings
+from shared.webhook_events import EVENT_TYPES
 from tests.api.job_helpers import error_of
 from tests.conftest import Account
 
@@ -244,3 +246,7 @@ def test_missing_or_wrong_key_is_401(
     url = path.format(id=uuid.uuid4())
     for headers in ({}, {"Authorization": "Bearer pq_wrong"}):
         error_of(getattr(client, method)(url, json=VALID, headers=headers), 401, "unauthorized")
+
+
+def test_the_event_types_an_endpoint_may_subscribe_to_are_the_events_promptq_sends() -> None:
+    assert get_args(EventType) == EVENT_TYPES
