@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from typing import Annotated, Self
 
@@ -19,6 +20,30 @@ def normalize_database_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
+
+
+def parse_nameserver(value: str) -> tuple[str, int]:
+    """Parse "1.1.1.1", "1.1.1.1:5353", "::1" or "[::1]:5353" to (ip, port); port 53 by default."""
+    value = value.strip()
+    host, port_text = value, ""
+    if value.startswith("["):
+        host, closed, rest = value[1:].partition("]")
+        if not closed or (rest and not rest.startswith(":")):
+            raise ValueError(f"webhook_nameserver {value!r} is not host:port")
+        port_text = rest[1:]
+    elif value.count(":") == 1:
+        host, _, port_text = value.partition(":")
+    try:
+        ipaddress.ip_address(host)
+        port = int(port_text) if port_text else 53
+    except ValueError:
+        raise ValueError(
+            f"webhook_nameserver {value!r} must be an IP address with an optional port, "
+            "e.g. 10.0.0.2:53 or [fd00::2]:53"
+        ) from None
+    if not 0 < port < 65536:
+        raise ValueError(f"webhook_nameserver {value!r} has an invalid port")
+    return host, port
 
 
 class Settings(BaseSettings):
@@ -129,6 +154,21 @@ class Settings(BaseSettings):
         # Environment variables give "0,5,300"; code and tests may pass a list.
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            # Strict: 127.0.0.1/8 (host bits set) is a typo for 127.0.0.0/8, not a network.
+            ipaddress.ip_network(network)
+        return value
+
+    @field_validator("webhook_nameserver")
+    @classmethod
+    def _nameserver(cls, value: str | None) -> str | None:
+        if value:
+            parse_nameserver(value)
         return value
 
     @field_validator("webhook_schedule_s")
