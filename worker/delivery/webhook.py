@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
 
 import httpcore2
 
@@ -24,6 +25,8 @@ def deliver(attempt: ClaimedAttempt, policy: TargetPolicy, timeout_s: float) -> 
     """Make the attempt; never raises for anything the receiver or the network does."""
     body = attempt.body.encode()
     headers = {
+        # Given, not left to httpcore2, which drops an IPv6 literal's brackets.
+        "host": urlsplit(attempt.url).netloc,
         "content-type": "application/json",
         "user-agent": USER_AGENT,
         # Signed now, not when the message was made: receivers refuse stale timestamps, and a
