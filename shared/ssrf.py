@@ -117,6 +117,11 @@ def _ip_literal(host: str) -> IPAddress | None:
         return None
 
 
+def _is_localhost(host: str) -> bool:
+    name = host.rstrip(".").lower()
+    return name == "localhost" or name.endswith(".localhost")
+
+
 def _unique(addresses: list[str]) -> list[str]:
     return list(dict.fromkeys(addresses))
 
@@ -171,6 +176,9 @@ class TargetPolicy:
         literal = _ip_literal(host)
         if literal is not None:
             return [str(literal)]
+        if _is_localhost(host):
+            # RFC 6761: localhost names are loopback whatever a DNS server may answer.
+            return ["127.0.0.1", "::1"]
         if self.nameserver is None:
             addresses = self._resolve_system(host, port)
         else:

@@ -88,7 +88,7 @@ def _check_callbacks(jobs: list[BatchJobCreate], settings: Settings) -> None:
         except UrlNotAllowedError as exc:
             raise UrlNotAllowedError(
                 f"jobs.{index}.callback_url: {exc.message}",
-                details={"index": index, "custom_id": job.custom_id},
+                details={**(exc.details or {}), "index": index, "custom_id": job.custom_id},
             ) from None
         checked.add(job.callback_url)
 

@@ -79,14 +79,17 @@ def get_endpoint(session: Session, endpoint_id: uuid.UUID, user_id: uuid.UUID) -
 def update_endpoint(
     session: Session, endpoint: WebhookEndpoint, changes: Mapping[str, object]
 ) -> WebhookEndpoint:
-    """Apply the given fields; enabling an endpoint clears why delivery had disabled it."""
+    """Apply the given fields; enabling an endpoint clears why delivery had disabled it and its
+    run of failures."""
     unknown = set(changes) - EDITABLE_FIELDS
     if unknown:
         raise ValueError(f"not editable endpoint fields: {sorted(unknown)}")
     for field, value in changes.items():
         setattr(endpoint, field, value)
     if changes.get("enabled") is True:
+        # A fresh start: the failing run that disabled it must not disable it again at once.
         endpoint.disabled_reason = None
+        endpoint.failing_since = None
     session.flush()
     session.refresh(endpoint)
     return endpoint

@@ -244,11 +244,23 @@ class RetryPolicy:
 
 def record_attempt_result(
     session: Session, claim: ClaimedAttempt, report: AttemptReport, policy: RetryPolicy
-) -> str:
+) -> str | None:
     """Write the attempt's outcome and move the message on: succeeded, scheduled for its next
     attempt, or failed. Also keeps the endpoint's health: a success clears its failing run, a
     410 or a run of failures longer than the policy allows disables it. Returns the message's
-    new status."""
+    new status; None if this worker's lease had expired and the message was handed on (its
+    attempt stays recorded as interrupted)."""
+    owned = session.scalar(
+        select(WebhookMessage.id)
+        .where(
+            WebhookMessage.id == claim.message_id,
+            WebhookMessage.status == MessageStatus.DELIVERING,
+            WebhookMessage.attempt_count == claim.number,
+        )
+        .with_for_update()
+    )
+    if owned is None:
+        return None
     session.execute(
         update(WebhookAttempt)
         .where(WebhookAttempt.message_id == claim.message_id, WebhookAttempt.number == claim.number)
@@ -263,16 +275,11 @@ def record_attempt_result(
             finished_at=func.now(),
         )
     )
-    owned = (
-        (WebhookMessage.id == claim.message_id)
-        & (WebhookMessage.status == MessageStatus.DELIVERING)
-        & (WebhookMessage.attempt_count == claim.number)
-    )
     endpoint = _lock_endpoint(session, claim.endpoint_id)
     if report.succeeded:
         if endpoint is not None:
             endpoint.failing_since = None
-        return _move(session, owned, MessageStatus.SUCCEEDED, finished_at=func.now())
+        return _move(session, claim.message_id, MessageStatus.SUCCEEDED, finished_at=func.now())
     error = _clip(f"attempt {claim.number}: {report.error_message}")
     wait = policy.wait_before(claim.number + 1, report.retry_after_s)
     if endpoint is not None:
@@ -280,10 +287,16 @@ def record_attempt_result(
     if report.gone or (endpoint is not None and not endpoint.enabled):
         wait = None
     if wait is None:
-        return _move(session, owned, MessageStatus.FAILED, last_error=error, finished_at=func.now())
+        return _move(
+            session,
+            claim.message_id,
+            MessageStatus.FAILED,
+            last_error=error,
+            finished_at=func.now(),
+        )
     return _move(
         session,
-        owned,
+        claim.message_id,
         MessageStatus.PENDING,
         last_error=error,
         next_attempt_at=func.now() + _seconds(wait),
@@ -324,11 +337,11 @@ def _note_failure(
         )
 
 
-def _move(
-    session: Session, owned: ColumnElement[bool], status: MessageStatus, **values: object
-) -> str:
+def _move(session: Session, message_id: str, status: MessageStatus, **values: object) -> str:
     session.execute(
-        update(WebhookMessage).where(owned).values(status=status, lease_expires_at=None, **values)
+        update(WebhookMessage)
+        .where(WebhookMessage.id == message_id)
+        .values(status=status, lease_expires_at=None, **values)
     )
     return status
 

@@ -240,13 +240,23 @@ def test_one_private_address_among_public_ones_is_refused(dns_server: DnsServer)
 
 
 def test_nameserver_setting_routes_all_resolution_through_it(dns_server: DnsServer) -> None:
-    # /etc/hosts says localhost is 127.0.0.1; the configured server says otherwise, and wins.
-    dns_server.records["localhost"] = ["93.184.215.14"]
     dns_server.records["hook.test"] = ["93.184.215.14", "2606:4700:4700::1111"]
     policy = TargetPolicy.from_settings(Settings(webhook_nameserver=dns_server.address))
-    assert policy.resolve("localhost", 80) == ["93.184.215.14"]
     assert policy.vetted_addresses("hook.test", 443) == ["93.184.215.14", "2606:4700:4700::1111"]
-    check_target_url("http://localhost/x", policy)
+    assert dns_server.queries
+
+
+@pytest.mark.parametrize("host", ["localhost", "LOCALHOST.", "hooks.localhost"])
+def test_localhost_names_are_loopback_whatever_the_nameserver_says(
+    dns_server: DnsServer, host: str
+) -> None:
+    # RFC 6761: a DNS server answering a public address for localhost must not make it public.
+    dns_server.records[host.rstrip(".").lower()] = ["93.184.215.14"]
+    policy = TargetPolicy.from_settings(Settings(webhook_nameserver=dns_server.address))
+    assert policy.resolve(host, 80) == ["127.0.0.1", "::1"]
+    with pytest.raises(UrlNotAllowedError):
+        check_target_url(f"http://{host}/x", policy)
+    assert dns_server.queries == []
 
 
 def test_ip_literals_resolve_to_themselves(dns_server: DnsServer) -> None:

@@ -53,7 +53,8 @@ def deliver_webhook(message_id: str, attempts: int) -> None:
         status_code=report.status_code,
         error_code=report.error_code,
         latency_ms=report.latency_ms,
-        message_status=status,
+        # None: the lease ran out meanwhile and another worker has the message.
+        message_status=status or "handed_on",
     )
 
 
