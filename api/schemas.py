@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
 
-from api.cursor import CURSOR_PATTERN
+from api.schemas_common import PageQuery
 from api.schemas_fields import (
     METADATA_DOC,
     NO_NUL,
@@ -132,17 +132,9 @@ class JobCreate(BaseModel):
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-class JobListQuery(BaseModel):
+class JobListQuery(PageQuery):
     """Query string of GET /v1/jobs."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    limit: int = Field(default=20, ge=1, le=100)
-    cursor: str | None = Field(
-        default=None,
-        pattern=CURSOR_PATTERN,
-        description="next_cursor from the previous page (a position in the list).",
-    )
     status: JobStatus | None = None
     priority: Literal["high", "normal", "low"] | None = None
     model: str | None = Field(default=None, min_length=1, max_length=100, pattern=NO_NUL)

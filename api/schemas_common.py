@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.cursor import CURSOR_PATTERN
 
 
 class ErrorDetail(BaseModel):
@@ -43,3 +45,16 @@ class ModelOut(BaseModel):
 class ModelList(BaseModel):
     object: Literal["list"] = "list"
     data: list[ModelOut]
+
+
+class PageQuery(BaseModel):
+    """The paging part of a list's query string: page size and a keyset cursor."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(default=20, ge=1, le=100)
+    cursor: str | None = Field(
+        default=None,
+        pattern=CURSOR_PATTERN,
+        description="next_cursor from the previous page (a position in the list).",
+    )

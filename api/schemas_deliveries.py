@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.cursor import CURSOR_PATTERN
+from api.schemas_common import PageQuery
 
 DeliveryStatus = Literal["pending", "delivering", "succeeded", "failed"]
 
@@ -58,15 +58,9 @@ class DeliveryList(BaseModel):
     )
 
 
-class DeliveryListQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class DeliveryListQuery(PageQuery):
+    """Query string of GET /v1/webhooks/<id>/deliveries."""
 
-    limit: int = Field(default=20, ge=1, le=100)
-    cursor: str | None = Field(
-        default=None,
-        pattern=CURSOR_PATTERN,
-        description="next_cursor from the previous page (a position in the list).",
-    )
     status: DeliveryStatus | None = None
 
 

@@ -28,6 +28,7 @@ from shared.settings import get_settings, normalize_database_url
 from sim.app import FAULTS_EXTENSION
 from sim.app import create_app as create_sim_app
 from sim.config import SimConfig
+from tests.support.recording_receiver import WEBHOOK_ENV, Receiver
 
 
 @dataclass(frozen=True)
@@ -135,3 +136,26 @@ def make_account(clean: Services) -> Callable[[str], Account]:
         return Account(user_id=str(user.id), name=name, key=issued.plaintext)
 
     return make
+
+
+@pytest.fixture
+def webhook_env(clean: Services, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
+    """Webhook settings for the test (WEBHOOK_ENV); call the result to change more of them."""
+
+    def apply(**values: str) -> None:
+        for name, value in values.items():
+            monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+
+    apply(**WEBHOOK_ENV)
+    yield apply
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    server.start()
+    yield server
+    server.stop()

@@ -21,11 +21,10 @@ from shared.db import transaction
 from shared.models import User, WebhookEndpoint, WebhookMessage
 from shared.queueing import WEBHOOK_QUEUE
 from shared.repositories.webhook_messages import claim_attempt, enqueue_ping
-from shared.settings import get_settings
 from tests.api.job_helpers import VALID, auth, error_of, job_count
 from tests.conftest import Account, Services
 from tests.support.dns_server import DnsServer
-from tests.support.recording_receiver import WEBHOOK_ENV, Receiver, verifies
+from tests.support.recording_receiver import Receiver, verifies
 from worker.tasks.deliver_webhook import deliver_webhook
 
 ATTEMPT_FIELDS = {
@@ -59,26 +58,10 @@ GRACE_S = 3600
 
 
 @pytest.fixture
-def configure(clean: Services, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
+def configure(webhook_env: Callable[..., None]) -> Callable[..., None]:
     """Loopback receivers allowed, a jitter-free schedule (WEBHOOK_ENV); call to change more."""
-
-    def apply(**values: str) -> None:
-        for name, value in values.items():
-            monkeypatch.setenv(name, value)
-        get_settings.cache_clear()
-
-    apply(**WEBHOOK_ENV, WEBHOOK_SECRET_ROTATION_GRACE_S=str(GRACE_S))
-    yield apply
-    monkeypatch.undo()
-    get_settings.cache_clear()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    server.start()
-    yield server
-    server.stop()
+    webhook_env(WEBHOOK_SECRET_ROTATION_GRACE_S=str(GRACE_S))
+    return webhook_env
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -43,34 +43,16 @@ from shared.repositories.webhook_messages import (
     record_attempt_result,
 )
 from shared.settings import get_settings
-from tests.conftest import Account, Services
-from tests.support.recording_receiver import WEBHOOK_ENV, Receiver, verifies
+from tests.conftest import Account
+from tests.support.recording_receiver import Receiver, verifies
 from worker.tasks.deliver_webhook import deliver_webhook
 
 ALL_EVENTS = ("job.succeeded", "job.failed", "job.cancelled")
 
 
 @pytest.fixture
-def configure(clean: Services, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
-    """Webhook settings for the test (WEBHOOK_ENV); call the result to change more of them."""
-
-    def apply(**values: str) -> None:
-        for name, value in values.items():
-            monkeypatch.setenv(name, value)
-        get_settings.cache_clear()
-
-    apply(**WEBHOOK_ENV)
-    yield apply
-    monkeypatch.undo()
-    get_settings.cache_clear()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    server.start()
-    yield server
-    server.stop()
+def configure(webhook_env: Callable[..., None]) -> Callable[..., None]:
+    return webhook_env
 
 
 @pytest.fixture
