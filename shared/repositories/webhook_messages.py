@@ -159,6 +159,7 @@ def claim_attempt(
     else:
         user = session.get(User, row.user_id)
         if user is None or row.url is None:
+            _fail_unsent(session, message_id, "The message has no target; nothing was sent.")
             return None
         url = row.url
         secrets = _signing_secrets(
