@@ -73,7 +73,7 @@ def _delivery(message: WebhookMessage, attempts: list[WebhookAttempt]) -> Delive
         id=message.id,
         event_type=message.event_type,
         job_id=message.job_id,
-        status=MessageStatus(message.status).value,
+        status=message.status,
         attempt_count=message.attempt_count,
         next_attempt_at=message.next_attempt_at,
         last_error=message.last_error,

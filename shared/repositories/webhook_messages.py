@@ -364,7 +364,6 @@ def expire_deliveries(session: Session) -> int:
             status=MessageStatus.PENDING,
             lease_expires_at=None,
             next_attempt_at=func.now(),
-            dispatched_at=None,
         )
         .returning(WebhookMessage.id)
         .execution_options(synchronize_session=False)
