@@ -1,5 +1,7 @@
 """The one table from errors to HTTP answers. Every error leaves as
-`{"error": {"code", "message", "details"}}`; anything unmapped is a bug, logged, and a 500."""
+`{"error": {"code", "message", "details"}}`. A PostgreSQL or Redis outage is a 503 with
+Retry-After (shared/outages.py decides what counts); anything else unmapped is a bug, logged,
+and a 500."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from shared import errors
 from shared.logging import get_logger
+from shared.outages import as_unavailable
 
 log = get_logger(__name__)
 
@@ -50,15 +53,19 @@ def _status_for(exc: errors.PromptqError) -> int:
     return 400
 
 
+def _domain_response(exc: errors.PromptqError) -> Response:
+    response = error_response(_status_for(exc), exc.code, exc.message, exc.details)
+    if isinstance(exc, errors.AuthenticationError):
+        response.headers["WWW-Authenticate"] = 'Bearer realm="promptq"'
+    if isinstance(exc, errors.RetryLaterError):
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+    return response
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(errors.PromptqError)
     def _domain(exc: errors.PromptqError) -> Response:
-        response = error_response(_status_for(exc), exc.code, exc.message, exc.details)
-        if isinstance(exc, errors.AuthenticationError):
-            response.headers["WWW-Authenticate"] = 'Bearer realm="promptq"'
-        if isinstance(exc, errors.RetryLaterError):
-            response.headers["Retry-After"] = str(exc.retry_after_s)
-        return response
+        return _domain_response(exc)
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:
@@ -73,5 +80,9 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
+        unavailable = as_unavailable(exc)
+        if unavailable is not None:
+            log.warning("request.service_unavailable", code=unavailable.code, error=repr(exc))
+            return _domain_response(unavailable)
         log.exception("request.unhandled_error")
         return error_response(500, "internal_error", "Something went wrong on our side.")

@@ -67,8 +67,9 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     422: "Well-formed JSON, but invalid; `details` lists each problem.",
     429: "Over a rate limit or budget (codes `rate_limited`, `budget_exceeded`); retry after "
     "`Retry-After` seconds.",
-    503: "Temporarily unable to serve: the job queues are full (code `queue_full`, with "
-    "`Retry-After`), or a backing service is down.",
+    503: "Temporarily unable to serve, with `Retry-After`: the job queues are full (code "
+    "`queue_full`), PostgreSQL is away (code `database_unavailable`) or Redis is away (code "
+    "`broker_unavailable`).",
 }
 _RETRY_AFTER: Json = {
     "Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer", "minimum": 0}}

@@ -18,7 +18,9 @@ PromptqError
 └── RetryLaterError            refused for now; retry after `retry_after_s` seconds
     ├── RateLimitedError       the API key's request or token rate limit
     ├── BudgetExceededError    the user's daily or monthly budget
-    └── QueueFullError         the job queues are at their ceiling
+    ├── QueueFullError         the job queues are at their ceiling
+    ├── DatabaseUnavailableError   PostgreSQL cannot be reached right now
+    └── BrokerUnavailableError     Redis (broker and shared counters) cannot be reached
 """
 
 from __future__ import annotations
@@ -132,3 +134,17 @@ class QueueFullError(RetryLaterError):
     """The job queues hold as many jobs as the operator allows; new work must wait."""
 
     code = "queue_full"
+
+
+class DatabaseUnavailableError(RetryLaterError):
+    """PostgreSQL refused or dropped the connection (a restart, a failover): nothing was
+    written, and the same request can be sent again shortly."""
+
+    code = "database_unavailable"
+
+
+class BrokerUnavailableError(RetryLaterError):
+    """Redis, which holds the queues and the shared rate-limit counters, cannot be reached: the
+    request is refused rather than admitted without its limits."""
+
+    code = "broker_unavailable"

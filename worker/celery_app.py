@@ -27,6 +27,7 @@ from shared.queueing import (
     broker_transport_options,
 )
 from shared.settings import Settings, get_settings
+from worker.broker_transport import TRANSPORT
 from worker.lease_keeper import get_lease_keeper
 
 log = get_logger(__name__)
@@ -43,8 +44,12 @@ def create_celery(settings: Settings | None = None) -> Celery:
     celery.conf.update(
         task_queues=[Queue(name, routing_key=name) for name in (*WORKER_QUEUES, WEBHOOK_QUEUE)],
         task_default_queue="jobs.normal",
+        broker_transport=TRANSPORT,
         broker_transport_options=broker_transport_options(settings),
         broker_connection_retry_on_startup=True,
+        # Celery's default gives up after 100 reconnection attempts and exits; a worker that
+        # outlives a long broker outage is what lets jobs resume by themselves.
+        broker_connection_max_retries=None,
         # Ack after the task ran, so a killed worker's job is redelivered, not lost.
         task_acks_late=True,
         task_reject_on_worker_lost=True,
