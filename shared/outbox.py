@@ -1,40 +1,78 @@
 """The outbox's bookkeeping: which queued jobs are known to have a message in the broker.
 
 The job row is committed before its message is published, so a crash in between, a failed
-publish or a Redis that lost its data can leave a queued job with no message. Every publish adds
-the job to a Redis set and a claim removes it; the sweeper republishes queued jobs that are
-missing from the set. Publishing comes first and marking second: a lost mark only causes a
-duplicate message, which the claim makes harmless, while a mark without a message would strand
-the job. When Redis loses its data the set goes with the messages, so every queued job is
-republished.
+publish or a Redis that lost its data can leave a queued job with no message. The sweeper finds
+those jobs from Postgres and publishes them again; this module tells it which ones to trust.
 
-Webhook messages need no such set: a pending message carries the time by which it must have
-been started (next_attempt_at), and the dispatcher publishes it again when that passes.
+Every publish first marks its jobs in a Redis sorted set, scored by Redis' own clock, and only
+then pushes the messages. A worker unmarks a job when it receives the message. Marking first
+means an unmark can never run before its mark (a mark added after the worker's unmark would
+hide the job from the sweeper forever).
+
+A mark the sweeper still sees is trusted only while its message may still be waiting in the
+list. Messages leave a list oldest first, so a mark older than the mark of the oldest message
+still in its list (or any mark at all, once that list is empty) belongs to a message that was
+consumed without an unmark (a worker killed between fetching it and registering it) or was
+never pushed (a publish that failed after its mark). Either way the job is published again. A
+duplicate message costs nothing: a claim takes a job once, whatever number of messages it has.
+
+When Redis loses its data (a restart without persistence, a flush, a failover) the marks go
+with the messages; `broker_lost` notices that at once, so the sweeper and the webhook dispatcher
+republish without waiting out their grace periods.
+
+Webhook messages need no marks: a pending message carries the time by which it must have been
+started (next_attempt_at), and the dispatcher publishes it again when that passes.
 """
 
 from __future__ import annotations
 
+import base64
+import json
+import time
 import uuid
 from collections.abc import Sequence
 
 from shared.logging import get_logger
-from shared.queueing import publish_deliveries, publish_jobs
+from shared.queueing import JOB_QUEUES, publish_deliveries, publish_jobs
 from shared.redis_client import get_redis
 
 ENQUEUED_KEY = "promptq:enqueued"
+EPOCH_KEY = "promptq:epoch:"
+# A publisher stalled between its mark and its push for longer than this may see its job
+# published twice; that is all the margin guards.
+STALE_MARGIN_S = 5.0
+MARK_CHUNK = 1000
+# Marks left behind by unmarks that failed are dropped after this long (a message still waiting
+# then is published once more, which is harmless), so the set never grows without bound.
+MARK_MAX_AGE_S = 24 * 3600
 log = get_logger(__name__)
+
+_MARK = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+for i = 1, #ARGV do redis.call('ZADD', KEYS[1], now, ARGV[i]) end
+return 1
+"""
 
 
 def publish(jobs: Sequence[tuple[str, str]]) -> None:
-    """Publish committed jobs given as (job_id, priority) and mark them enqueued. A failure is
-    logged, not raised: the jobs are safe in Postgres and the sweeper publishes them later."""
+    """Mark, then publish, committed jobs given as (job_id, priority). A failure is logged, not
+    raised: the jobs are safe in Postgres and the sweeper publishes them later."""
     if not jobs:
         return
+    ids = [job_id for job_id, _ in jobs]
     try:
+        mark = get_redis().register_script(_MARK)
+        for start in range(0, len(ids), MARK_CHUNK):
+            mark(keys=[ENQUEUED_KEY], args=ids[start : start + MARK_CHUNK])
         publish_jobs(jobs)
-        get_redis().sadd(ENQUEUED_KEY, *(job_id for job_id, _ in jobs))
     except Exception:
         log.exception("outbox.publish_failed", jobs=len(jobs))
+        try:
+            forget(ids)
+        except Exception:
+            # Redis is away; the sweeper finds these stale marks by their age.
+            log.warning("outbox.unmark_failed", jobs=len(ids))
 
 
 def claimed(job_id: uuid.UUID | str) -> None:
@@ -45,15 +83,54 @@ def claimed(job_id: uuid.UUID | str) -> None:
 def forget(job_ids: Sequence[uuid.UUID | str]) -> None:
     """These jobs have no live message (any more): the sweeper may publish them."""
     if job_ids:
-        get_redis().srem(ENQUEUED_KEY, *(str(j) for j in job_ids))
+        get_redis().zrem(ENQUEUED_KEY, *(str(j) for j in job_ids))
 
 
-def missing(job_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
-    """Those of `job_ids` with no known message in the broker."""
-    if not job_ids:
+def unpublished(due: Sequence[tuple[uuid.UUID, str]]) -> list[tuple[uuid.UUID, str]]:
+    """Those of `due` (queued jobs as (id, priority)) that no message in the broker will bring
+    to a worker: unmarked, or marked before the oldest message still waiting at their priority.
+    """
+    if not due:
         return []
-    flags = get_redis().smismember(ENQUEUED_KEY, [str(j) for j in job_ids])
-    return [job_id for job_id, present in zip(job_ids, flags, strict=True) if not present]
+    redis = get_redis()
+    pipe = redis.pipeline(transaction=False)
+    pipe.time()
+    pipe.zremrangebyscore(ENQUEUED_KEY, "-inf", f"({time.time() - MARK_MAX_AGE_S}")
+    pipe.zmscore(ENQUEUED_KEY, [str(job_id) for job_id, _ in due])
+    for queue in JOB_QUEUES.values():
+        pipe.lindex(queue, -1)
+    now_parts, _, scores, *heads = pipe.execute()
+    now = now_parts[0] + now_parts[1] / 1_000_000
+    head_ids = {p: _job_id_of(raw) for p, raw in zip(JOB_QUEUES, heads, strict=True)}
+    head_scores = dict(
+        zip(
+            head_ids,
+            redis.zmscore(ENQUEUED_KEY, [h or "-" for h in head_ids.values()]),
+            strict=True,
+        )
+    )
+    cutoffs: dict[str, float] = {}
+    for priority, raw in zip(JOB_QUEUES, heads, strict=True):
+        if raw is None:
+            cutoffs[priority] = now - STALE_MARGIN_S
+        elif head_scores[priority] is not None:
+            cutoffs[priority] = head_scores[priority] - STALE_MARGIN_S
+        else:
+            # The oldest message has no mark (a copy of a job already received): its age is
+            # unknown, so this sweep trusts every mark at this priority.
+            cutoffs[priority] = float("-inf")
+    return [
+        (job_id, priority)
+        for (job_id, priority), score in zip(due, scores, strict=True)
+        if score is None or score < cutoffs.get(priority, float("-inf"))
+    ]
+
+
+def broker_lost(name: str) -> bool:
+    """True the first time `name` asks after Redis lost its data (or on its first ask ever):
+    each caller keeps an epoch key that only a restart without persistence, a flush or a
+    failover to an empty replica removes."""
+    return bool(get_redis().set(EPOCH_KEY + name, uuid.uuid4().hex, nx=True))
 
 
 def publish_webhooks(dispatches: Sequence[tuple[str, int]]) -> None:
@@ -65,3 +142,19 @@ def publish_webhooks(dispatches: Sequence[tuple[str, int]]) -> None:
         publish_deliveries(dispatches)
     except Exception:
         log.exception("outbox.webhook_publish_failed", messages=len(dispatches))
+
+
+def _job_id_of(raw: bytes | None) -> str | None:
+    """The job id a raw run_job message in a kombu Redis list carries (Celery protocol 2:
+    the body is [args, kwargs, embed], base64-encoded by kombu); None if it cannot be read."""
+    if raw is None:
+        return None
+    try:
+        message = json.loads(raw)
+        body = message["body"]
+        if message.get("properties", {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        args = json.loads(body)[0]
+        return str(args[0])
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None

@@ -25,9 +25,7 @@ def test_workers_survive_a_redis_restart_under_load(
     calls in flight and acks pending; a job submitted after Redis answers again finishes within
     10 s, and every accepted job finishes exactly once."""
     use_services(redis_url=dedicated_redis.url)
-    stack = make_stack(
-        workers=2, concurrency=8, webhook_workers=1, redis_url=dedicated_redis.url
-    )
+    stack = make_stack(workers=2, concurrency=8, webhook_workers=1, redis_url=dedicated_redis.url)
     stack.set_faults({"model": "*", "latency_ms": 300})
     account = create_account("redis-restart-load")
     load = SteadyLoad(stack.api_url, account, "gpt-4o-mini", interval=0.03).start()

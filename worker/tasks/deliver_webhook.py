@@ -63,8 +63,10 @@ def dispatch_webhooks() -> None:
     settings = get_settings()
     with transaction() as session:
         handed_back = expire_deliveries(session)
+    # After Redis lost its data, every published delivery not yet started is gone with it.
+    redispatch_s = 0 if outbox.broker_lost("webhooks") else settings.webhook_redispatch_s
     with transaction() as session:
-        due = due_messages(session, settings.webhook_redispatch_s, DISPATCH_BATCH)
+        due = due_messages(session, redispatch_s, DISPATCH_BATCH)
     outbox.publish_webhooks(due)
     if handed_back or due:
         log.info("webhook.dispatch", handed_back=handed_back, published=len(due))

@@ -4,7 +4,6 @@ the lease."""
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -77,20 +76,12 @@ class _Sink:
 def run_job(job_id: str) -> None:
     """Run one job to its final state. Idempotent: a redelivered message finds nothing to claim."""
     settings = get_settings()
-    try:
-        with transaction() as session:
-            claim = claim_job(session, uuid.UUID(job_id), settings.job_lease_s)
-    except Exception:
-        # The message is spent either way (a failed task is acked). Unmarked, the job is
-        # republished by the sweeper once Postgres answers again, instead of waiting forever
-        # for a message that no longer exists.
-        with contextlib.suppress(Exception):
-            outbox.claimed(job_id)
-        raise
+    # The job was unmarked when this message was received (celery_app._unmark_received_job).
+    with transaction() as session:
+        claim = claim_job(session, uuid.UUID(job_id), settings.job_lease_s)
     if claim is None:
         log.info("job.skip_not_claimable", job_id=job_id)
         return
-    outbox.claimed(job_id)
     keeper = get_lease_keeper()
     keeper.hold(claim.job_id, claim.lease_token)
     try:

@@ -1,6 +1,7 @@
 """sweep (Celery beat): return jobs whose worker vanished, and publish queued jobs that have no
-message (outbox recovery after a crash between commit and publish, or a Redis that lost its
-data). Republishing is safe: a claim takes a job once, whatever number of messages it has."""
+message (outbox recovery after a crash between commit and publish, a worker killed between
+fetching a message and registering it, or a Redis that lost its data; see shared/outbox.py).
+Republishing is safe: a claim takes a job once, whatever number of messages it has."""
 
 from __future__ import annotations
 
@@ -35,20 +36,20 @@ def sweep() -> None:
             expired = expire_leases(session, settings.max_deliveries)
             webhooks = enqueue_job_events(session, expired.failed, settings.public_base_url)
         outbox.publish_webhooks(webhooks)
-        # A requeued job's old message is long consumed, whatever its mark says (a failed
-        # unmark after its claim would otherwise hide it from the republish below).
-        outbox.forget(expired.requeued)
+        # After Redis lost its data no queued job has a message: publish them all now rather
+        # than after the grace period that shields jobs the API is publishing right now.
+        lost = outbox.broker_lost("sweep")
         with transaction() as session:
-            due = due_queued_jobs(session, settings.requeue_grace_s, BATCH)
-        priority = dict(due)
-        to_publish = outbox.missing([job_id for job_id, _ in due])
-        outbox.publish([(str(job_id), priority[job_id]) for job_id in to_publish])
+            due = due_queued_jobs(session, 0 if lost else settings.requeue_grace_s, BATCH)
+        to_publish = outbox.unpublished(due)
+        outbox.publish([(str(job_id), priority) for job_id, priority in to_publish])
         if expired.requeued or expired.failed or to_publish:
             log.info(
                 "sweep.done",
                 leases_expired=len(expired.requeued),
                 worker_lost=len(expired.failed),
                 republished=len(to_publish),
+                broker_lost=lost,
             )
     finally:
         # A sweep that outlived its lock has nothing left to release.
