@@ -66,7 +66,9 @@ class Settings(BaseSettings):
     worker_prefetch_multiplier: int = Field(default=1, ge=1)
     broker_max_connections: int = Field(default=64, ge=10)
     broker_visibility_timeout_s: int = Field(default=3600, ge=60)
-    job_lease_s: int = Field(default=300, ge=10)
+    # A running job's lease: renewed every third of it while the call lasts (so a call may take
+    # far longer than the lease), and what a killed worker's jobs wait before another takes them.
+    job_lease_s: int = Field(default=30, ge=5)
 
     max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
     # A batch of 10,000 jobs does not fit in the per-request limit above.
@@ -104,6 +106,8 @@ class Settings(BaseSettings):
     model_concurrency_caps: dict[str, int] = Field(default_factory=dict)
     provider_concurrency_cap: int = Field(default=256, ge=1)
     permit_wait_s: float = Field(default=30.0, ge=0)
+    # A held permit is renewed every third of this; a dead worker's permits lapse within it.
+    permit_ttl_s: float = Field(default=20.0, ge=1)
     # Requests and tokens per minute per provider, shared by all workers; unset = unlimited.
     openai_rpm: int | None = Field(default=None, ge=1)
     openai_tpm: int | None = Field(default=None, ge=1)
@@ -182,6 +186,13 @@ class Settings(BaseSettings):
     def _lease_outlasts_timeout(self) -> Self:
         if self.webhook_lease_s <= self.webhook_timeout_s:
             raise ValueError("webhook_lease_s must be longer than webhook_timeout_s")
+        return self
+
+    @model_validator(mode="after")
+    def _permits_lapse_within_a_lease(self) -> Self:
+        # A dead worker's jobs come back after a lease; its permits must not block them longer.
+        if self.permit_ttl_s > self.job_lease_s:
+            raise ValueError("permit_ttl_s must not be longer than job_lease_s")
         return self
 
     @field_validator("database_url")

@@ -138,8 +138,9 @@ def run_chain(
             slot = policies.permits.acquire_blocking(
                 key,
                 policies.model_cap(model),
-                settings.provider_timeout_s + 30,
+                settings.permit_ttl_s,
                 timeout=settings.permit_wait_s,
+                keep_alive=True,
             )
             if slot is None:
                 policies.breaker.record(permit, success=True)

@@ -37,6 +37,7 @@ FAST_ENV: dict[str, str] = {
     "RETRY_CAP_S": "0.5",
     "BREAKER_COOLDOWN_S": "2",
     "PROVIDER_TIMEOUT_S": "2",
+    "PERMIT_TTL_S": "5",
     "SHUTDOWN_GRACE_S": "2",
     "BROKER_VISIBILITY_TIMEOUT_S": "60",
     "DEFAULT_RPM_LIMIT": "100000",

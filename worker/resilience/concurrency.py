@@ -3,7 +3,9 @@
 Each key is a sorted set of permit ids scored by their expiry time. Acquiring is one Lua script
 (drop expired permits; if fewer than `cap` remain, add one), so racing workers can never exceed
 the cap. Permits expire rather than live until released, so a worker killed mid-call gives its
-permit back after `ttl_s`; a holder whose call may outlast the ttl renews its permit.
+permit back after `ttl_s`. A permit taken with `keep_alive` is renewed by a thread of the
+process every `ttl_s / 3` until released, so a short ttl bounds only a dead holder's permits,
+never a live call, however long the call lasts.
 
 Time comes from the injected `clock` (seconds), so tests control expiry; workers on NTP-synced
 hosts agree on it to within the skew, which only stretches or shortens a dead permit's ttl.
@@ -11,6 +13,8 @@ hosts agree on it to within the skew, which only stretches or shortens a dead pe
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -47,6 +51,8 @@ return 1
 # backs off, with jitter, so many waiting workers do not poll Redis in lockstep.
 _POLL_BASE_S = 0.01
 _POLL_CAP_S = 0.5
+# How often the keeper looks again when it holds nothing.
+_IDLE_RENEW_S = 1.0
 
 
 class ConcurrencyLimiter:
@@ -64,6 +70,9 @@ class ConcurrencyLimiter:
         self._clock = clock
         self._acquire = client.register_script(_ACQUIRE)
         self._renew = client.register_script(_RENEW)
+        self._kept: dict[tuple[str, str], float] = {}  # (key, permit id) -> ttl_s
+        self._kept_lock = threading.Lock()
+        self._keeper: threading.Thread | None = None
 
     def acquire(self, key: str, cap: int, ttl_s: float) -> str | None:
         """A permit id if fewer than `cap` live permits exist for `key`, else None at once."""
@@ -83,8 +92,10 @@ class ConcurrencyLimiter:
         *,
         timeout: float,
         sleep: Callable[[float], None] = time.sleep,
+        keep_alive: bool = False,
     ) -> str | None:
         """Wait up to `timeout` seconds (of real time) for a permit; None if none came free.
+        With `keep_alive`, the permit is renewed in the background until released.
 
         Waiting is not a failed call, so callers do not count it as a retry attempt.
         """
@@ -94,13 +105,42 @@ class ConcurrencyLimiter:
             permit_id = self.acquire(key, cap, ttl_s)
             remaining = deadline - time.monotonic()
             if permit_id is not None or remaining <= 0:
+                if permit_id is not None and keep_alive:
+                    self._keep(key, permit_id, ttl_s)
                 return permit_id
             polls += 1
             sleep(min(remaining, compute_backoff(polls, base=_POLL_BASE_S, cap=_POLL_CAP_S)))
 
     def release(self, key: str, permit_id: str) -> bool:
         """Give a permit back; False if it had already expired (and may have been reused)."""
+        with self._kept_lock:
+            self._kept.pop((key, permit_id), None)
         return bool(self._redis.zrem(self._key(key), permit_id))
+
+    def _keep(self, key: str, permit_id: str, ttl_s: float) -> None:
+        with self._kept_lock:
+            self._kept[(key, permit_id)] = ttl_s
+            if self._keeper is None:
+                self._keeper = threading.Thread(
+                    target=self._renew_kept, name="permit-keeper", daemon=True
+                )
+                self._keeper.start()
+
+    def _renew_kept(self) -> None:
+        while True:
+            with self._kept_lock:
+                kept = dict(self._kept)
+            if kept:
+                pipe = self._redis.pipeline(transaction=False)
+                now_ms = self._now_ms()
+                for (key, permit_id), ttl_s in kept.items():
+                    self._renew(
+                        keys=[self._key(key)], args=[now_ms, _ms(ttl_s), permit_id], client=pipe
+                    )
+                # Redis away: a permit may lapse, and the cap is soft until the next round.
+                with contextlib.suppress(redis.RedisError):
+                    pipe.execute()
+            time.sleep(min(kept.values(), default=_IDLE_RENEW_S * 3) / 3)
 
     def renew(self, key: str, permit_id: str, ttl_s: float) -> bool:
         """Extend a live permit to `ttl_s` from now; False if it had already expired, in which

@@ -4,9 +4,11 @@ the lease."""
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from shared import outbox
 from shared.db import transaction
@@ -33,7 +35,9 @@ from worker.pipeline import JobSpec, run_chain
 from worker.pipeline import Outcome as ChainOutcome
 from worker.policies import get_policies
 from worker.providers.base import ProviderRequest
+from worker.resilience.database_retry import through_outage
 
+T = TypeVar("T")
 log = get_logger(__name__)
 
 TOO_MANY_DELIVERIES = {
@@ -43,33 +47,51 @@ TOO_MANY_DELIVERIES = {
 
 
 class _Sink:
-    """Persists a non-final attempt in its own transaction, fenced by the lease."""
+    """Persists a non-final attempt in its own transaction, fenced by the lease; each write
+    rides out a database outage for as long as the lease is surely held."""
 
     def __init__(self, claim: Claim) -> None:
         self._claim = claim
 
     def save(self, attempt: AttemptResult) -> bool:
         record = _record(attempt)
-        with transaction() as session:
-            if lease_status(session, self._claim.job_id, self._claim.lease_token) is None:
-                return False
-            record_attempt(
-                session, job_id=self._claim.job_id, user_id=self._claim.user_id, attempt=record
-            )
-            if record.billed:
-                add_charge(
-                    session,
-                    self._claim.job_id,
-                    record.input_tokens,
-                    record.output_tokens,
-                    record.cost_usd,
+
+        def write() -> bool:
+            with transaction() as session:
+                if lease_status(session, self._claim.job_id, self._claim.lease_token) is None:
+                    return False
+                record_attempt(
+                    session, job_id=self._claim.job_id, user_id=self._claim.user_id, attempt=record
                 )
-        return True
+                if record.billed:
+                    add_charge(
+                        session,
+                        self._claim.job_id,
+                        record.input_tokens,
+                        record.output_tokens,
+                        record.cost_usd,
+                    )
+            return True
+
+        return _while_leased(self._claim, write, "save_attempt")
 
     def cancelled(self) -> bool:
-        with transaction() as session:
-            status = lease_status(session, self._claim.job_id, self._claim.lease_token)
-        return status != JobStatus.RUNNING
+        def read() -> str | None:
+            with transaction() as session:
+                return lease_status(session, self._claim.job_id, self._claim.lease_token)
+
+        return _while_leased(self._claim, read, "lease_status") != JobStatus.RUNNING
+
+
+def _while_leased(claim: Claim, operation: Callable[[], T], what: str) -> T:
+    """`operation()`, retried through a database outage until the lease may have expired."""
+    deadline = get_lease_keeper().held_until(claim.job_id, claim.lease_token)
+    return through_outage(operation, deadline=deadline, what=what)
+
+
+def _claim(job_id: uuid.UUID, lease_s: int) -> Claim | None:
+    with transaction() as session:
+        return claim_job(session, job_id, lease_s)
 
 
 @app.task(name=RUN_JOB_TASK)
@@ -77,13 +99,17 @@ def run_job(job_id: str) -> None:
     """Run one job to its final state. Idempotent: a redelivered message finds nothing to claim."""
     settings = get_settings()
     # The job was unmarked when this message was received (celery_app._unmark_received_job).
-    with transaction() as session:
-        claim = claim_job(session, uuid.UUID(job_id), settings.job_lease_s)
+    taken_at = time.monotonic()
+    claim = through_outage(
+        lambda: _claim(uuid.UUID(job_id), settings.job_lease_s),
+        deadline=taken_at + settings.job_lease_s,
+        what="claim",
+    )
     if claim is None:
         log.info("job.skip_not_claimable", job_id=job_id)
         return
     keeper = get_lease_keeper()
-    keeper.hold(claim.job_id, claim.lease_token)
+    keeper.hold(claim.job_id, claim.lease_token, taken_at)
     try:
         if claim.deliveries > settings.max_deliveries:
             _finish(claim, None, TOO_MANY_DELIVERIES)
@@ -95,8 +121,13 @@ def run_job(job_id: str) -> None:
             _finish(claim, None, None)
             log.info("job.abandoned", job_id=job_id)
         elif outcome.requeue_at is not None:
-            with transaction() as session:
-                requeue_job(session, claim.job_id, claim.lease_token, outcome.requeue_at)
+            requeue_at = outcome.requeue_at
+
+            def hand_back() -> bool:
+                with transaction() as session:
+                    return requeue_job(session, claim.job_id, claim.lease_token, requeue_at)
+
+            _while_leased(claim, hand_back, "requeue")
             log.info("job.requeued", job_id=job_id, not_before=outcome.requeue_at.isoformat())
         else:
             _finish(claim, outcome.final, _error(outcome))
@@ -149,19 +180,24 @@ def _finish(claim: Claim, final: AttemptResult | None, error: dict[str, Any] | N
         cost_usd=charged.cost_usd if charged else Decimal(0),
     )
     settings = get_settings()
-    with transaction() as session:
-        written = finish_job(session, claim, outcome)
-        if written is None:
-            log.warning("job.lease_lost", job_id=str(claim.job_id))
-            return
-        if record is not None:
-            record_attempt(session, job_id=claim.job_id, user_id=claim.user_id, attempt=record)
-        # A job cancelled while it ran announced itself when it was cancelled.
-        webhooks = (
-            enqueue_job_events(session, [claim.job_id], settings.public_base_url)
-            if written == JobStatus.RUNNING
-            else []
-        )
+
+    def commit() -> list[tuple[str, int]] | None:
+        with transaction() as session:
+            written = finish_job(session, claim, outcome)
+            if written is None:
+                return None
+            if record is not None:
+                record_attempt(session, job_id=claim.job_id, user_id=claim.user_id, attempt=record)
+            # A job cancelled while it ran announced itself when it was cancelled.
+            if written != JobStatus.RUNNING:
+                return []
+            return enqueue_job_events(session, [claim.job_id], settings.public_base_url)
+
+    # The provider's answer is in hand: a database blip must not cost a second call.
+    webhooks = _while_leased(claim, commit, "finish")
+    if webhooks is None:
+        log.warning("job.lease_lost", job_id=str(claim.job_id))
+        return
     outbox.publish_webhooks(webhooks)
     log.info("job.finished", job_id=str(claim.job_id), status=outcome.status)
 
