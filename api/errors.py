@@ -22,6 +22,7 @@ STATUS_FOR: dict[type[errors.PromptqError], int] = {
     errors.ForbiddenError: 403,
     errors.NotFoundError: 404,
     errors.ConflictError: 409,
+    errors.UnsupportedMediaTypeError: 415,
     errors.ValidationError: 422,
     errors.UnknownModelError: 422,
     errors.RateLimitedError: 429,

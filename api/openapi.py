@@ -4,7 +4,7 @@ responses.
 A view states its contract with `@operation(...)` right under its route decorator. The document
 walks the app's url_map; a route without a contract is left out (and logged), and a test compares
 the url_map with the served document, so such a route fails the suite. The error answers of an
-operation follow from what it declares (an API key means 401, a body 400/413/422, a query 422, a
+operation follow from what it declares (an API key means 401, a body 400/413/415/422, a query 422, a
 path parameter 404) plus the statuses it lists in `errors`; all carry the one envelope, ErrorBody.
 
 The schemas are pydantic's own (`models_json_schema`, JSON Schema 2020-12, which OpenAPI 3.1
@@ -64,6 +64,8 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     409: "The request collides with existing state (codes `idempotency_conflict`, "
     "`job_not_cancellable`, `already_exists`, `limit_reached`).",
     413: "The request body is larger than the server accepts (code `payload_too_large`).",
+    415: "The body is not sent as `Content-Type: application/json` (code "
+    "`unsupported_media_type`).",
     422: "Well-formed JSON, but invalid; `details` lists each problem.",
     429: "Over a rate limit or budget (codes `rate_limited`, `budget_exceeded`); retry after "
     "`Retry-After` seconds.",
@@ -136,7 +138,7 @@ class Contract:
         if self.auth == "admin":
             statuses.add(403)
         if self.request is not None:
-            statuses |= {400, 413, 422}
+            statuses |= {400, 413, 415, 422}
         if self.query is not None:
             statuses.add(422)
         if has_path_params:

@@ -14,7 +14,12 @@ from sqlalchemy.orm import Session
 
 from api.schemas_fields import PATTERN_PROBLEMS
 from shared.db import get_session_factory
-from shared.errors import MalformedJsonError, NotFoundError, ValidationError
+from shared.errors import (
+    MalformedJsonError,
+    NotFoundError,
+    UnsupportedMediaTypeError,
+    ValidationError,
+)
 
 ModelT = TypeVar("ModelT", bound=pydantic.BaseModel)
 
@@ -61,8 +66,14 @@ def _invalid(what: str, problems: list[dict[str, Any]]) -> ValidationError:
 
 
 def parse_body(model: type[ModelT]) -> ModelT:
-    """Validate the request body against `model` (strict JSON, unknown fields refused). Bytes
+    """Validate the request body against `model` (strict JSON, unknown fields refused). A body
+    not sent as application/json (a charset may follow) is 415 unsupported_media_type; bytes
     that are not JSON, including NaN, Infinity and lone surrogates, are 400 invalid_json."""
+    if request.mimetype != "application/json":
+        given = request.headers.get("Content-Type") or "none"
+        raise UnsupportedMediaTypeError(
+            f"The body must be sent with 'Content-Type: application/json' (got {given!r})."
+        )
     raw = request.get_data(cache=True)
     try:
         pydantic_core.from_json(raw, allow_inf_nan=False)

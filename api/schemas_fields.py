@@ -15,6 +15,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 
 MAX_METADATA_KEYS = 16
 MAX_METADATA_BYTES = 4096
+# Levels of nesting, the metadata object itself being the first: deep enough for any labels,
+# shallow enough that no client can make the server recurse without bound.
+MAX_METADATA_DEPTH = 5
 # PostgreSQL text and JSONB cannot hold NUL; refuse it at the edge rather than fail on insert.
 NO_NUL = r"^[^\x00]*$"
 
@@ -186,11 +189,36 @@ IsoDate = Annotated[
 """A calendar date, YYYY-MM-DD (never a Unix time), from 1970 on."""
 
 
+def _nested_value(levels: int) -> dict[str, Any]:
+    """The JSON Schema of a JSON value with at most `levels` levels of arrays and objects."""
+    scalar: dict[str, Any] = {"type": ["string", "number", "boolean", "null"]}
+    if levels == 0:
+        return scalar
+    inner = _nested_value(levels - 1)
+    return {
+        "anyOf": [
+            scalar,
+            {"type": "array", "items": inner},
+            {"type": "object", "additionalProperties": inner},
+        ]
+    }
+
+
 METADATA_DOC: dict[str, Any] = {
     "maxProperties": MAX_METADATA_KEYS,
-    "description": f"Yours, returned as given: at most {MAX_METADATA_KEYS} keys and "
-    f"{MAX_METADATA_BYTES} bytes of JSON.",
+    "additionalProperties": _nested_value(MAX_METADATA_DEPTH - 1),
+    "description": f"Yours, returned as given: at most {MAX_METADATA_KEYS} keys, "
+    f"{MAX_METADATA_BYTES} bytes of JSON and {MAX_METADATA_DEPTH} levels of nesting (the "
+    "object itself is the first).",
 }
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
 
 
 def without_nul(value: Any) -> Any:
@@ -209,6 +237,8 @@ def without_nul(value: Any) -> Any:
 
 
 def small_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
+    if _depth(metadata) > MAX_METADATA_DEPTH:
+        raise ValueError(f"at most {MAX_METADATA_DEPTH} levels of nesting")
     without_nul(metadata)
     if len(metadata) > MAX_METADATA_KEYS:
         raise ValueError(f"at most {MAX_METADATA_KEYS} keys")

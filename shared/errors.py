@@ -7,6 +7,7 @@ PromptqError
 ├── ValidationError            the request is malformed (details say where)
 │   ├── MalformedJsonError     the body is not JSON at all
 │   └── UrlNotAllowedError     a webhook target that is not a public address (SSRF guard)
+├── UnsupportedMediaTypeError  a body sent as anything but application/json
 ├── UnknownModelError          the model is not in the catalogue
 ├── ConflictError              the request collides with existing state
 │   ├── IdempotencyConflictError   an Idempotency-Key reused for a different body
@@ -62,6 +63,12 @@ class UrlNotAllowedError(ValidationError):
     call: loopback, private, link-local, multicast, reserved, or an IPv6 form of those."""
 
     code = "url_not_allowed"
+
+
+class UnsupportedMediaTypeError(PromptqError):
+    """The request has a body, but not as `Content-Type: application/json`."""
+
+    code = "unsupported_media_type"
 
 
 class UnknownModelError(PromptqError):

@@ -147,7 +147,11 @@ def test_bad_input_is_a_clear_4xx(
     client: FlaskClient, alice: Account, why: str, body: Any, status: int, code: str
 ) -> None:
     """Malformed submissions answer a 4xx JSON error with a stable code and create no job."""
-    kwargs: dict[str, Any] = {"data": body} if isinstance(body, bytes) else {"json": body}
+    kwargs: dict[str, Any] = (
+        {"data": body, "content_type": "application/json"}
+        if isinstance(body, bytes)
+        else {"json": body}
+    )
     error = error_of(client.post("/v1/jobs", headers=_auth(alice), **kwargs), status, code)
     if code == "validation_error":
         assert error["details"], "validation errors say which field is wrong"

@@ -152,7 +152,11 @@ def test_bad_create_bodies_are_refused(
     client: FlaskClient, alice: Account, why: str, body: Any, status: int, code: str
 ) -> None:
     """A malformed POST /v1/keys is a 4xx with a stable code and creates no key."""
-    kwargs: dict[str, Any] = {"data": body} if isinstance(body, bytes) else {"json": body}
+    kwargs: dict[str, Any] = (
+        {"data": body, "content_type": "application/json"}
+        if isinstance(body, bytes)
+        else {"json": body}
+    )
     error_of(client.post("/v1/keys", headers=_auth(alice.key), **kwargs), status, code)
     with transaction() as session:
         assert len(session.scalars(select(ApiKey)).all()) == 1

@@ -192,7 +192,7 @@ def test_contract_becomes_operation() -> None:
         "required": True,
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/WidgetIn"}}},
     }
-    assert list(create["responses"]) == ["201", "400", "401", "409", "413", "422", "429"]
+    assert list(create["responses"]) == ["201", "400", "401", "409", "413", "415", "422", "429"]
     assert create["responses"]["201"]["links"]["GetWidget"]["operationId"] == "widgets.get_widget"
     assert create["responses"]["401"]["headers"]["WWW-Authenticate"]["required"] is True
     assert create["security"] == [{"apiKey": []}]
