@@ -1,8 +1,9 @@
-"""Redis restarted empty with 500 jobs queued: the sweeper republishes them from Postgres, and
-the worker and beat reconnect by themselves."""
+"""Redis restarted empty with 500 jobs queued: the sweeper notices the loss at once and
+republishes them from Postgres, and the worker and beat reconnect by themselves."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import pytest
@@ -22,7 +23,11 @@ def test_queued_jobs_survive_redis_losing_its_data(
     the same port; every job still finishes exactly once."""
     use_services(redis_url=dedicated_redis.url)
     stack = make_stack(
-        workers=1, concurrency=8, redis_url=dedicated_redis.url, env={"PROVIDER_TIMEOUT_S": "10"}
+        workers=1,
+        concurrency=8,
+        redis_url=dedicated_redis.url,
+        # A grace longer than the deadline: only noticing the loss can republish in time.
+        env={"PROVIDER_TIMEOUT_S": "10", "REQUEUE_GRACE_S": "30"},
     )
     # Slow calls keep almost all of the 500 waiting in the broker when Redis goes.
     stack.set_faults({"model": "*", "latency_ms": 3000})
@@ -35,6 +40,7 @@ def test_queued_jobs_survive_redis_losing_its_data(
     old_run_id = dedicated_redis.server.client().info("server")["run_id"]
     dedicated_redis.stop()
     dedicated_redis.start()
+    restarted = time.monotonic()
     # A different server process with nothing persisted: every message and mark is gone. (Its
     # key count is no proof: the worker and beat reconnect and write within milliseconds.)
     fresh = dedicated_redis.server.client()
@@ -44,6 +50,7 @@ def test_queued_jobs_survive_redis_losing_its_data(
     assert final_count(ids) < 20
     stack.clear_faults()
 
-    wait_all_final(ids, timeout=50)
+    # Redis' loss is noticed at the next sweep, not after the requeue grace.
+    wait_all_final(ids, timeout=15 - (time.monotonic() - restarted))
     assert assert_settled(ids) == {"succeeded": len(ids)}
     assert stack.processes["worker"].alive() and stack.processes["beat"].alive()
