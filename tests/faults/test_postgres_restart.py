@@ -11,10 +11,11 @@ from collections.abc import Callable
 import pytest
 
 from devstack.processes import wait_until
-from tests.faults.conftest import DedicatedPostgres, MakeStack
+from tests.faults.conftest import MakeStack
 from tests.faults.invariants import assert_settled, wait_all_final
 from tests.faults.load import SteadyLoad
 from tests.faults.seeding import create_account, submit
+from tests.faults.servers import DedicatedPostgres
 from tests.support.stack import RunningStack
 
 pytestmark = pytest.mark.e2e

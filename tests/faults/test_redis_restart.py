@@ -9,9 +9,10 @@ from collections.abc import Callable
 import pytest
 
 from devstack.processes import wait_until
-from tests.faults.conftest import DedicatedRedis, MakeStack
+from tests.faults.conftest import MakeStack
 from tests.faults.invariants import assert_settled, final_count, wait_all_final
 from tests.faults.seeding import create_account, insert_jobs, submit
+from tests.faults.servers import DedicatedRedis
 
 pytestmark = pytest.mark.e2e
 

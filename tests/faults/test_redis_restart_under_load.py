@@ -10,10 +10,11 @@ from collections.abc import Callable
 import pytest
 
 from devstack.processes import wait_until
-from tests.faults.conftest import DedicatedRedis, MakeStack
+from tests.faults.conftest import MakeStack
 from tests.faults.invariants import assert_settled, final_count, wait_all_final
 from tests.faults.load import SteadyLoad
 from tests.faults.seeding import create_account
+from tests.faults.servers import DedicatedRedis
 
 pytestmark = pytest.mark.e2e
 
