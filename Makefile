@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: dev test lint fmt install migrate clean-data fuzz
+.PHONY: dev test lint fmt install migrate clean-data fuzz chaos
 
 # Reinstall only when the dependency list changes.
 $(STAMP): pyproject.toml
@@ -30,6 +30,13 @@ test: $(STAMP)
 fuzz: $(STAMP)
 	FUZZ_MAX_EXAMPLES=$${FUZZ_MAX_EXAMPLES:-150} FUZZ_MIN_REQUESTS=$${FUZZ_MIN_REQUESTS:-2000} \
 	$(BIN)/pytest tests/fuzz -rA --timeout 1800 $(PYTEST_ARGS)
+
+# A bounded chaos run (3 minutes by default; CHAOS_SECONDS=<n>, CHAOS_SEED=<n>): random worker
+# kills, Redis and PostgreSQL restarts and provider faults under load, then every invariant
+# checked (tests/faults/chaos.py). Its own embedded Redis and PostgreSQL; not part of `make test`.
+chaos: $(STAMP)
+	$(BIN)/python -m tests.faults.chaos --seconds $${CHAOS_SECONDS:-180} \
+		$${CHAOS_SEED:+--seed $$CHAOS_SEED}
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -42,7 +42,7 @@ FAST_ENV: dict[str, str] = {
 MakeStack = Callable[..., RunningStack]
 
 
-def _clear_process_caches() -> None:
+def clear_process_caches() -> None:
     engine = get_engine() if get_engine.cache_info().currsize else None
     if engine is not None:
         engine.dispose()
@@ -67,11 +67,11 @@ def use_services(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None
             monkeypatch.setenv("DATABASE_URL", normalize_database_url(database_url))
         if redis_url is not None:
             monkeypatch.setenv("REDIS_URL", redis_url)
-        _clear_process_caches()
+        clear_process_caches()
 
     yield use
     monkeypatch.undo()
-    _clear_process_caches()
+    clear_process_caches()
 
 
 @pytest.fixture
