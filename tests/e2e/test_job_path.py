@@ -92,7 +92,20 @@ def test_job_succeeds_with_reply_tokens_and_exact_cost(
 
 
 BAD_REQUESTS: list[tuple[str, str, dict[str, Any], int, str]] = [
-    ("POST", "/v1/jobs", {"data": b"{not json"}, 400, "invalid_json"),
+    (
+        "POST",
+        "/v1/jobs",
+        {"data": b"{not json", "headers": {"Content-Type": "application/json"}},
+        400,
+        "invalid_json",
+    ),
+    (
+        "POST",
+        "/v1/jobs",
+        {"data": b'{"model": "gpt-4o-mini"}', "headers": {"Content-Type": "text/plain"}},
+        415,
+        "unsupported_media_type",
+    ),
     (
         "POST",
         "/v1/jobs",
@@ -128,8 +141,10 @@ def test_bad_input_is_4xx_json_and_never_a_traceback(stack: RunningStack, clean:
     other = _account(stack, "intruder")
     auth = {"Authorization": f"Bearer {key}"}
     for method, path, kwargs, status, code in BAD_REQUESTS:
+        extra = dict(kwargs)
+        headers = {**auth, **extra.pop("headers", {})}
         response = requests.request(
-            method, stack.api_url + path, headers=auth, timeout=10, **kwargs
+            method, stack.api_url + path, headers=headers, timeout=10, **extra
         )
         assert response.status_code == status, (method, path, response.text)
         assert response.json()["error"]["code"] == code
