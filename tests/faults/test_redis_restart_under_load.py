@@ -34,7 +34,13 @@ def test_workers_survive_a_redis_restart_under_load(
         wait_until(lambda: len(load.accepted) >= 60, timeout=30, what="load to build up")
         wait_until(lambda: stack.sim_stats()["in_flight"] > 2, timeout=20, what="calls in flight")
         dedicated_redis.stop()
-        time.sleep(2)  # the outage itself, not a wait for a condition
+        # Redis stays away until every consumer has lost its connection and is reconnecting.
+        consumers = [stack.processes[name] for name in ("worker", "worker2", "webhooks")]
+        wait_until(
+            lambda: all("Connection to broker lost" in p.log_text() for p in consumers),
+            timeout=20,
+            what="every consumer to see Redis gone",
+        )
         dedicated_redis.start()
         back = time.monotonic()
         before = len(load.accepted)
