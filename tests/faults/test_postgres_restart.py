@@ -14,7 +14,7 @@ from devstack.processes import wait_until
 from tests.faults.conftest import MakeStack
 from tests.faults.invariants import assert_settled, wait_all_final
 from tests.faults.load import SteadyLoad
-from tests.faults.seeding import create_account, submit
+from tests.faults.seeding import create_account, insert_jobs, submit
 from tests.faults.servers import DedicatedPostgres
 from tests.support.stack import RunningStack
 
@@ -48,10 +48,14 @@ def test_a_postgres_restart_costs_no_second_call_and_no_500(
         concurrency=50,
         sim_latency_ms=1500,
         database_url=dedicated_postgres.url,
-        env={"MODEL_CONCURRENCY_CAP": "200"},
+        # A call must not time out on a loaded machine: a second call would fail the count.
+        env={"MODEL_CONCURRENCY_CAP": "200", "PROVIDER_TIMEOUT_S": "15"},
     )
     account = create_account("pg-restart")
-    ids = submit(stack, account, JOBS, "gpt-4o-mini")
+    # Published at once, not one HTTP call after another, so 50 calls are in flight together
+    # however slowly this machine answers.
+    ids = submit(stack, account, 10, "gpt-4o-mini")
+    ids += insert_jobs(account, JOBS - 10, "gpt-4o-mini")
     wait_until(lambda: stack.sim_stats()["in_flight"] >= 50, timeout=30, what="calls in flight")
     load = SteadyLoad(stack.api_url, account, "gpt-4o-mini", interval=0.05).start()
     try:
