@@ -1,0 +1,81 @@
+"""py-spy profiles of a process tree during a window: a flame graph and a top-frames table.
+
+py-spy samples without stopping the target (--nonblocking) at 100 Hz, following children
+(gunicorn's workers). One recorder writes the SVG, a second the raw collapsed stacks that
+top_frames() turns into text, since py-spy writes one format per run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import signal
+import subprocess
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+from devstack.processes import BIN
+
+RATE_HZ = 100
+TOP = 30
+_LINE_NUMBER = re.compile(r":\d+\)$")
+
+
+def _recorder(pid: int, output: Path, fmt: str, log: Path) -> subprocess.Popen[bytes]:
+    argv = [str(BIN / "py-spy"), "record", "--pid", str(pid), "--subprocesses", "--nonblocking"]
+    argv += ["--rate", str(RATE_HZ), "--format", fmt, "--output", str(output)]
+    with log.open("ab") as sink:
+        return subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT)
+
+
+@contextlib.contextmanager
+def profiled(pid: int, out_dir: Path, name: str) -> Iterator[None]:
+    """Record `pid`'s tree while the block runs; writes <name>.svg and <name>-top.txt."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log = out_dir / f"{name}-py-spy.log"
+    raw = out_dir / f"{name}.collapsed.txt"
+    recorders = [
+        _recorder(pid, out_dir / f"{name}.svg", "flamegraph", log),
+        _recorder(pid, raw, "raw", log),
+    ]
+    try:
+        yield
+    finally:
+        # SIGINT is py-spy's "stop and write what you have".
+        for recorder in recorders:
+            recorder.send_signal(signal.SIGINT)
+        for recorder in recorders:
+            try:
+                recorder.wait(60)
+            except subprocess.TimeoutExpired:
+                recorder.kill()
+                recorder.wait(5)
+    if raw.exists():
+        (out_dir / f"{name}-top.txt").write_text(top_frames(raw.read_text()))
+
+
+def top_frames(collapsed: str, top: int = TOP) -> str:
+    """The frames with most samples, by own time (leaf) and by total time (anywhere on the
+    stack), from py-spy's raw output: one `frame;frame;...;leaf count` line per stack."""
+    own: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    samples = 0
+    for line in collapsed.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        # One function, wherever in it the sample landed.
+        frames = [_LINE_NUMBER.sub(")", frame) for frame in stack.split(";")]
+        samples += count
+        own[frames[-1]] += count
+        for frame in set(frames):
+            total[frame] += count
+    lines = [f"{samples} samples at {RATE_HZ} Hz (threads waiting idle are not sampled)", ""]
+    for title, counter in (("own time", own), ("total time (inclusive)", total)):
+        lines.append(f"top {top} by {title}:")
+        for frame, count in counter.most_common(top):
+            lines.append(f"{100 * count / max(samples, 1):6.1f}%  {frame}")
+        lines.append("")
+    return "\n".join(lines)
