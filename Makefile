@@ -5,13 +5,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: dev test lint fmt install migrate clean-data fuzz chaos
+.PHONY: dev test lint fmt install migrate clean-data fuzz chaos bench bench-quick
 
 # Reinstall only when the dependency list changes.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,embedded]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,embedded,bench]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -51,3 +51,11 @@ migrate: $(STAMP)
 
 clean-data:
 	rm -rf .data
+
+# Throughput and cost against same-run bare baselines (bench/README.md): the standard set in at
+# most 15 minutes, the quick one in at most 3. BENCH_ARGS passes options, e.g. --profile accept.
+bench: $(STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m bench --quick $(BENCH_ARGS)
