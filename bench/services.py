@@ -1,7 +1,7 @@
 """PostgreSQL and Redis for the bench: BENCH_DATABASE_URL / BENCH_REDIS_URL, else DATABASE_URL /
 REDIS_URL, else embedded servers under .data/bench. The bench owns a database it recreates on
-every run and two Redis database numbers it flushes (14 for promptq, 15 for the baselines), so
-nothing it leaves behind meets the test suite's databases (0-13)."""
+every run and two Redis database numbers it flushes: BENCH_REDIS_DBS, "14,15" by default (promptq,
+then the baselines), away from the numbers engineers' test runs use."""
 
 from __future__ import annotations
 
@@ -20,8 +20,14 @@ import redis
 from devstack.stack import migrate
 
 DATABASE = "promptq_bench"
-PROMPTQ_REDIS_DB = 14
-BASELINE_REDIS_DB = 15
+
+
+def redis_dbs() -> tuple[int, int]:
+    """(promptq's Redis database number, the baselines')."""
+    promptq, baseline = (int(n) for n in os.environ.get("BENCH_REDIS_DBS", "14,15").split(","))
+    if promptq == baseline:
+        raise ValueError("BENCH_REDIS_DBS needs two different database numbers")
+    return promptq, baseline
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,11 @@ import requests
 
 from bench.baselines.bare_api import create_table
 from bench.services import (
-    BASELINE_REDIS_DB,
-    PROMPTQ_REDIS_DB,
     Services,
     flush_redis,
     fresh_database,
     postgres_server,
+    redis_dbs,
     redis_server,
 )
 from devstack.processes import BIN, ManagedProcess, free_port, http_ok, wait_until
@@ -173,8 +172,9 @@ class BenchStack:
     def start(self, accounts: int) -> None:
         self.database_url = fresh_database(self.services)
         create_table(self.database_url)
-        self.promptq_redis_url = self.services.redis_url(PROMPTQ_REDIS_DB)
-        self.baseline_redis_url = self.services.redis_url(BASELINE_REDIS_DB)
+        promptq_db, baseline_db = redis_dbs()
+        self.promptq_redis_url = self.services.redis_url(promptq_db)
+        self.baseline_redis_url = self.services.redis_url(baseline_db)
         flush_redis(self.promptq_redis_url)
         flush_redis(self.baseline_redis_url)
         self.postgres = postgres_server(self.database_url)
