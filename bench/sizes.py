@@ -76,5 +76,5 @@ QUICK = Sizes(
     priority_runs=1,
     degraded_waves=2,
     degraded_runs=1,
-    counting_jobs=100,
+    counting_jobs=50,
 )

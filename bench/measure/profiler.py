@@ -66,8 +66,15 @@ def top_frames(collapsed: str, top: int = TOP) -> str:
         if not stack or not count_text.isdigit():
             continue
         count = int(count_text)
-        # One function, wherever in it the sample landed.
-        frames = [_LINE_NUMBER.sub(")", frame) for frame in stack.split(";")]
+        # One function, wherever in it the sample landed; the "process <pid>" frames that
+        # --subprocesses adds are every stack's root, not a place where time goes.
+        frames = [
+            _LINE_NUMBER.sub(")", frame)
+            for frame in stack.split(";")
+            if not frame.startswith("process ")
+        ]
+        if not frames:
+            continue
         samples += count
         own[frames[-1]] += count
         for frame in set(frames):
