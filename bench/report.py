@@ -143,6 +143,83 @@ def write(out_dir: Path, results: list[ScenarioResult], meta: dict[str, Any]) ->
         "",
         markdown_table(costs),
         "",
+        "## This run as a row of bench/README.md's before/after table",
+        "",
+        BEFORE_AFTER_HEADER,
+        before_after_row(results, meta["git"]),
+        "",
     ]
     (out_dir / "summary.md").write_text("\n".join(summary))
-    return "\n".join([*_meta_lines(meta), "", plain_table(figures), "", plain_table(costs), ""])
+    tables = [plain_table(figures), "", plain_table(costs), ""]
+    row = [
+        "before/after row (bench/README.md):",
+        BEFORE_AFTER_HEADER,
+        before_after_row(results, meta["git"]),
+    ]
+    return "\n".join([*_meta_lines(meta), "", *tables, "", *row])
+
+
+BEFORE_AFTER_HEADER = (
+    "| code | accept 1 key jobs/s (x bare) | accept p99 ms (x bare) | API CPU ms/job (bare) "
+    "| batch jobs/s | 1 x c64 jobs/s (x bare) | 1 x c200 (x bare) | 2 x c100 (x bare) "
+    "| worker CPU ms/job | idle p50 ms | priority p99 ms | degraded (x healthy) "
+    "| PG stmts per accepted / completed job | Redis cmds per accepted job |"
+)
+
+
+def _find(results: list[ScenarioResult], prefix: str) -> ScenarioResult | None:
+    return next((r for r in results if r.name.startswith(prefix)), None)
+
+
+def _median(values: list[float]) -> float:
+    found = spread(values)
+    return found.median if found else math.nan
+
+
+def _with_ratio(comparison: Comparison) -> str:
+    return f"{number(_median(comparison.promptq))} ({number(_median(comparison.ratios()))}x)"
+
+
+def _cpu(result: ScenarioResult | None, system: str, kind: str) -> float:
+    cost = next((c for c in (result.costs if result else []) if c.system == system), None)
+    found = cost.cpu_per_1000().get(kind) if cost else None
+    return found.median if found else math.nan
+
+
+def before_after_row(results: list[ScenarioResult], label: str) -> str:
+    """This run as one row of bench/README.md's before/after table."""
+    cells = [label]
+    accept = _find(results, "accept, one key")
+    if accept:
+        cells += [_with_ratio(accept.comparisons[0]), _with_ratio(accept.comparisons[2])]
+        api, bare = _cpu(accept, "promptq", "api"), _cpu(accept, "bare API (a)", "api")
+        cells.append(f"{number(api)} ({number(bare)})")
+    else:
+        cells += ["-"] * 3
+    found = _find(results, "batch of")
+    cells.append(number(_median(found.comparisons[0].promptq)) if found else "-")
+    for shape in ("1 x c64", "1 x c200", "2 x c100"):
+        found = _find(results, f"completion {shape}")
+        cells.append(_with_ratio(found.comparisons[0]) if found else "-")
+    cells.append(number(_cpu(_find(results, "completion 1 x c200"), "promptq", "worker")))
+    found = _find(results, "idle overhead")
+    cells.append(number(_median(found.comparisons[0].promptq)) if found else "-")
+    found = _find(results, "priority")
+    cells.append(number(_median(found.comparisons[1].promptq)) if found else "-")
+    found = _find(results, "degraded provider")
+    if found:
+        failed = sum(found.details.get("failed", []))
+        cells.append(f"{number(_median(found.comparisons[0].ratios()))}x, {failed} failed")
+    else:
+        cells.append("-")
+    found = _find(results, "Postgres statements")
+    if found:
+        per = found.details["per_job"]
+        cells.append(
+            f"{number(per['accept']['statements'])} / {number(per['complete']['statements'])}"
+        )
+    else:
+        cells.append("-")
+    cost = accept.costs[0].redis_per_job() if accept else None
+    cells.append(number(cost.median) if cost else "-")
+    return "| " + " | ".join(cells) + " |"
