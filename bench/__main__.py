@@ -37,13 +37,16 @@ ACCOUNTS = 8
 
 
 def _git_label() -> str:
+    """The last commit that changed promptq (the bench's own commits change no figure), marked
+    +dirty when promptq's code has uncommitted changes."""
+
     def git(*args: str) -> str:
         done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
         return done.stdout.strip()
 
-    label = git("rev-parse", "--short", "HEAD") or "unknown"
-    # Only product code counts as "dirty": the bench's own edits do not change the figures.
-    if git("status", "--porcelain", "--", "api", "worker", "shared", "sim", "migrations"):
+    product = ("api", "worker", "shared", "sim", "migrations", "devstack")
+    label = git("log", "-1", "--format=%h", "--", *product) or "unknown"
+    if git("status", "--porcelain", "--", *product):
         label += "+dirty"
     return label
 

@@ -43,19 +43,19 @@ class Sizes:
 
 STANDARD = Sizes(
     runs=3,
-    accept_seconds=8.0,
+    accept_seconds=6.0,
     accept_connections=64,
     sweep_connections=(4, 16, 64, 128),
     batch_jobs=10_000,
     batch_runs=3,
-    completion_waves=8,
+    completion_waves=5,
     completion_runs=3,
     idle_jobs=200,
     idle_runs=3,
     priority_low_jobs=20_000,
     priority_high_jobs=100,
     priority_runs=3,
-    degraded_waves=6,
+    degraded_waves=4,
     degraded_runs=3,
     counting_jobs=200,
 )
