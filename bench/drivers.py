@@ -34,11 +34,10 @@ def load(
     warmup: float = 0.0,
     keys: Sequence[str] = (),
     idempotency: bool = False,
-    priority: str = "normal",
 ) -> dict[str, Any]:
     """POST job bodies at `url` over `connections` connections for `duration` seconds (or
     exactly `requests` requests) from bench.load_generator; its report."""
-    args = ["--url", url, "--connections", str(connections), "--priority", priority]
+    args = ["--url", url, "--connections", str(connections)]
     if duration is not None:
         args += ["--duration", str(duration), "--warmup", str(warmup)]
     else:

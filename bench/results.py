@@ -10,8 +10,6 @@ from typing import Any
 from bench.measure.window import WindowUsage
 from bench.stats import Spread, pair_ratios, spread
 
-PROCESS_KINDS = ("api", "worker", "beat", "postgres", "redis", "sim", "client")
-
 
 @dataclass
 class Comparison:
