@@ -146,6 +146,7 @@ def write(out_dir: Path, results: list[ScenarioResult], meta: dict[str, Any]) ->
         "## This run as a row of bench/README.md's before/after table",
         "",
         BEFORE_AFTER_HEADER,
+        BEFORE_AFTER_RULE,
         before_after_row(results, meta["git"]),
         "",
     ]
@@ -154,6 +155,7 @@ def write(out_dir: Path, results: list[ScenarioResult], meta: dict[str, Any]) ->
     row = [
         "before/after row (bench/README.md):",
         BEFORE_AFTER_HEADER,
+        BEFORE_AFTER_RULE,
         before_after_row(results, meta["git"]),
     ]
     return "\n".join([*_meta_lines(meta), "", *tables, "", *row])
@@ -165,6 +167,7 @@ BEFORE_AFTER_HEADER = (
     "| worker CPU ms/job | idle p50 ms | priority p99 ms | degraded (x healthy) "
     "| PG stmts per accepted / completed job | Redis cmds per accepted job |"
 )
+BEFORE_AFTER_RULE = "|" + "---|" * (BEFORE_AFTER_HEADER.count("|") - 1)
 
 
 def _find(results: list[ScenarioResult], prefix: str) -> ScenarioResult | None:
