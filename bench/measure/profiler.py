@@ -1,8 +1,10 @@
 """py-spy profiles of a process tree during a window: a flame graph and a top-frames table.
 
-py-spy samples without stopping the target (--nonblocking) at 100 Hz, following children
-(gunicorn's workers). One recorder writes the SVG, a second the raw collapsed stacks that
-top_frames() turns into text, since py-spy writes one format per run.
+py-spy samples without stopping the target (--nonblocking), following children (gunicorn's
+workers). One recorder writes the SVG, a second the raw collapsed stacks that top_frames() turns
+into text, since py-spy writes one format per run. A process of 200 threads takes py-spy far
+longer to sample than one of 8, so the caller picks the rate (py-spy says in its log when it
+fell behind).
 """
 
 from __future__ import annotations
@@ -17,27 +19,27 @@ from pathlib import Path
 
 from devstack.processes import BIN
 
-RATE_HZ = 100
 TOP = 30
 _LINE_NUMBER = re.compile(r":\d+\)$")
 
 
-def _recorder(pid: int, output: Path, fmt: str, log: Path) -> subprocess.Popen[bytes]:
+def _recorder(pid: int, output: Path, fmt: str, log: Path, rate_hz: int) -> subprocess.Popen[bytes]:
     argv = [str(BIN / "py-spy"), "record", "--pid", str(pid), "--subprocesses", "--nonblocking"]
-    argv += ["--rate", str(RATE_HZ), "--format", fmt, "--output", str(output)]
+    argv += ["--rate", str(rate_hz), "--format", fmt, "--output", str(output)]
     with log.open("ab") as sink:
         return subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT)
 
 
 @contextlib.contextmanager
-def profiled(pid: int, out_dir: Path, name: str) -> Iterator[None]:
-    """Record `pid`'s tree while the block runs; writes <name>.svg and <name>-top.txt."""
+def profiled(pid: int, out_dir: Path, name: str, rate_hz: int) -> Iterator[None]:
+    """Record `pid`'s tree at `rate_hz` while the block runs; writes <name>.svg and
+    <name>-top.txt."""
     out_dir.mkdir(parents=True, exist_ok=True)
     log = out_dir / f"{name}-py-spy.log"
     raw = out_dir / f"{name}.collapsed.txt"
     recorders = [
-        _recorder(pid, out_dir / f"{name}.svg", "flamegraph", log),
-        _recorder(pid, raw, "raw", log),
+        _recorder(pid, out_dir / f"{name}.svg", "flamegraph", log, rate_hz),
+        _recorder(pid, raw, "raw", log, rate_hz),
     ]
     try:
         yield
@@ -52,10 +54,10 @@ def profiled(pid: int, out_dir: Path, name: str) -> Iterator[None]:
                 recorder.kill()
                 recorder.wait(5)
     if raw.exists():
-        (out_dir / f"{name}-top.txt").write_text(top_frames(raw.read_text()))
+        (out_dir / f"{name}-top.txt").write_text(top_frames(raw.read_text(), rate_hz))
 
 
-def top_frames(collapsed: str, top: int = TOP) -> str:
+def top_frames(collapsed: str, rate_hz: int, top: int = TOP) -> str:
     """The frames with most samples, by own time (leaf) and by total time (anywhere on the
     stack), from py-spy's raw output: one `frame;frame;...;leaf count` line per stack."""
     own: Counter[str] = Counter()
@@ -79,7 +81,7 @@ def top_frames(collapsed: str, top: int = TOP) -> str:
         own[frames[-1]] += count
         for frame in set(frames):
             total[frame] += count
-    lines = [f"{samples} samples at {RATE_HZ} Hz (threads waiting idle are not sampled)", ""]
+    lines = [f"{samples} samples at {rate_hz} Hz (threads waiting idle are not sampled)", ""]
     for title, counter in (("own time", own), ("total time (inclusive)", total)):
         lines.append(f"top {top} by {title}:")
         for frame, count in counter.most_common(top):

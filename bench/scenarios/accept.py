@@ -85,7 +85,7 @@ def run(ctx: BenchContext) -> list[ScenarioResult]:
         comparisons[2].baseline = [r["latency_ms"]["p99"] for r in bare_reports]
     one.details["baseline_status"] = [r["status"] for r in bare_reports]
     if ctx.profile == "accept":
-        with profiled(stack.processes["api"].pid, ctx.profile_dir, "accept-api"):
+        with profiled(stack.processes["api"].pid, ctx.profile_dir, "accept-api", 100):
             drivers.load(
                 jobs_url,
                 connections,

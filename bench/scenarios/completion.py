@@ -133,7 +133,9 @@ def _shape(ctx: BenchContext, count: int, concurrency: int) -> ScenarioResult:
             vs_bare.baseline.append(_bare_run(ctx, bare_workers, jobs, costs[1]))
             vs_sdk.baseline.append(_sdk_run(ctx, count * concurrency, jobs, costs[2]))
         if ctx.profile == "worker" and (count, concurrency) == (1, 200):
-            with profiled(stack.workers(1, 200)[0].pid, ctx.profile_dir, "worker-1x200"):
+            # 200 threads per sample: py-spy keeps up at 20 Hz, not at 100.
+            worker = stack.workers(1, 200)[0]
+            with profiled(worker.pid, ctx.profile_dir, "worker-1x200", 20):
                 promptq_run(ctx, (1, 200), jobs, "c-profile", Cost("profiled"))
     finally:
         stop_all(bare_start.processes)
