@@ -1,143 +1,138 @@
-"""Admission control for submissions, in the order the submit path applies it: the job queues'
-depth, then the API key's request and estimated-token rate limits. Budgets come after, inside the
-admitting transaction (shared/repositories/budgets.py).
+"""Admission: the one sequence that turns validated submissions (a job, or a batch of them) into
+committed, published jobs.
 
-All state is in Redis, so every API process sees the same counts. The rate limits use the
-`limits` library's sliding-window counters: one atomic Lua script per hit, two keys per limit,
-so a hit with a cost of a million tokens is as cheap as a hit of one.
+1. Screen in one Redis round trip (api/screening.py): queue depth, the key's rate limits, and
+   the outbox marks of the new jobs' ids (chosen here, before any row exists).
+2. One transaction: the INSERTs, then the budget hold as the last statement before COMMIT
+   (shared/repositories/budgets.py), so no lock is held longer than that statement and the
+   commit. An Idempotency-Key repeat finds its first job through the unique index instead.
+3. Push the messages (the outbox order: the rows are durable before any worker hears of them).
+
+Whatever refuses or fails after step 1 drops the marks again (the sweeper would otherwise trust
+marks of jobs that never existed until they age out).
 """
 
 from __future__ import annotations
 
-import math
-import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from decimal import Decimal
+from typing import Any, TypeVar
 
-from flask import Blueprint, Response, g
-from limits import RateLimitItemPerMinute
-from limits.storage import RedisStorage
-from limits.strategies import SlidingWindowCounterRateLimiter
+from sqlalchemy.orm import Session
 
-from shared.errors import QueueFullError, RateLimitedError
-from shared.models import ApiKey
-from shared.queueing import JOB_QUEUE_ORDER
-from shared.redis_client import get_redis
-from shared.settings import get_settings
+from api import screening
+from api.auth import CallerKey
+from api.request_scope import db
+from shared import outbox
+from shared.db import retry_if_stale
+from shared.errors import IdempotencyConflictError
+from shared.logging import get_logger
+from shared.models import Batch, Job
+from shared.repositories.batches import create_batch
+from shared.repositories.budgets import refusal, reserve
+from shared.repositories.jobs import find_by_idempotency_key, insert_job
 
-# How long a client should wait after the queues were found full: a few seconds of draining.
-QUEUE_FULL_RETRY_AFTER_S = 10
-WINDOW_S = 60
-
-
-def check_queue_depth() -> None:
-    """QueueFullError when the job queues in Redis together hold max_queue_depth messages."""
-    pipe = get_redis().pipeline(transaction=False)
-    for queue in JOB_QUEUE_ORDER:
-        pipe.llen(queue)
-    depth = sum(pipe.execute())
-    limit = get_settings().max_queue_depth
-    if depth >= limit:
-        raise QueueFullError(
-            f"The job queues are full ({depth} jobs waiting, limit {limit}); retry later.",
-            details={"depth": depth, "limit": limit},
-            retry_after_s=QUEUE_FULL_RETRY_AFTER_S,
-        )
-
-
-@lru_cache(maxsize=1)
-def _limiter() -> SlidingWindowCounterRateLimiter:
-    storage = RedisStorage(
-        get_settings().redis_url, key_prefix="promptq:ratelimit", socket_timeout=2
-    )
-    return SlidingWindowCounterRateLimiter(storage)
+T = TypeVar("T")
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
-class Window:
-    """One limit as the client sees it after this request."""
+class NewJob:
+    """One job to admit: its column values (with its id), estimated tokens, worst-case cost."""
 
-    limit: int
-    remaining: int
-    reset_at: float  # Unix time at which capacity next frees up
+    values: dict[str, Any]
+    tokens: int
+    reserved_usd: Decimal
 
-    def retry_after_s(self) -> int:
-        return max(1, math.ceil(self.reset_at - time.time()))
+    @property
+    def id(self) -> str:
+        return str(self.values["id"])
 
 
 @dataclass(frozen=True)
-class RateLimitState:
-    requests: Window
-    tokens: Window
-
-    def headers(self) -> dict[str, str]:
-        """X-RateLimit-* for requests per minute; the -Tokens variants for estimated tokens."""
-        headers: dict[str, str] = {}
-        for suffix, window in (("", self.requests), ("-Tokens", self.tokens)):
-            headers[f"X-RateLimit-Limit{suffix}"] = str(window.limit)
-            headers[f"X-RateLimit-Remaining{suffix}"] = str(window.remaining)
-            headers[f"X-RateLimit-Reset{suffix}"] = str(math.ceil(window.reset_at))
-        return headers
+class Idempotency:
+    key: str
+    request_hash: str
 
 
-def _window(item: RateLimitItemPerMinute, *identifiers: str) -> Window:
-    stats = _limiter().get_window_stats(item, *identifiers)
-    return Window(limit=item.amount, remaining=stats.remaining, reset_at=stats.reset_time)
+@dataclass(frozen=True)
+class _Replay:
+    job: Job
 
 
-def charge_rate_limits(key: ApiKey, tokens: int) -> RateLimitState:
-    """Count one request and `tokens` estimated tokens against the key's per-minute limits;
-    RateLimitedError when either is spent. A refused request still counts as a request."""
-    settings = get_settings()
-    rpm = RateLimitItemPerMinute(key.rpm_limit or settings.default_rpm_limit, namespace="rpm")
-    tpm = RateLimitItemPerMinute(key.tpm_limit or settings.default_tpm_limit, namespace="tpm")
-    ident = str(key.id)
-    limiter = _limiter()
-    requests_ok = limiter.hit(rpm, ident)
-    tokens_ok = requests_ok and limiter.hit(tpm, ident, cost=tokens)
-    state = RateLimitState(requests=_window(rpm, ident), tokens=_window(tpm, ident))
-    g.rate_limit = state
-    if not requests_ok:
-        raise RateLimitedError(
-            f"Rate limit of {rpm.amount} requests per minute reached for this API key; "
-            f"retry in {state.requests.retry_after_s()} s.",
-            details={"limit_requests_per_minute": rpm.amount},
-            retry_after_s=state.requests.retry_after_s(),
-        )
-    if not tokens_ok:
-        if tokens > tpm.amount:
-            message = (
-                f"This request's estimated {tokens} tokens exceed the key's limit of "
-                f"{tpm.amount} tokens per minute outright; send less work per request."
+def _admit(
+    key: CallerKey, jobs: Sequence[NewJob], insert: Callable[[Session], T | _Replay]
+) -> T | _Replay:
+    ids = [job.id for job in jobs]
+    screening.screen(key, sum(job.tokens for job in jobs), ids)
+    session = db()
+    try:
+        written = retry_if_stale(session, lambda: insert(session))
+        if isinstance(written, _Replay):
+            session.rollback()
+            outbox.forget(ids)
+            return written
+        amount = sum((job.reserved_usd for job in jobs), Decimal(0))
+        if not reserve(session, key.user_id, amount):
+            session.rollback()
+            raise refusal(session, key.user_id, amount)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        _forget_marks(ids)
+        raise
+    outbox.push([(job.id, job.values["priority"]) for job in jobs])
+    return written
+
+
+def _forget_marks(ids: list[str]) -> None:
+    try:
+        outbox.forget(ids)
+    except Exception:
+        # Redis is away too; unmatched marks age out (outbox.MARK_MAX_AGE_S).
+        log.warning("admission.unmark_failed", jobs=len(ids))
+
+
+def admit_job(key: CallerKey, job: NewJob, idempotency: Idempotency | None) -> tuple[Job, bool]:
+    """The admitted job, and whether it is new (False: the first job of a repeated
+    Idempotency-Key, returned as it is now)."""
+
+    def insert(session: Session) -> Job | _Replay:
+        values = {**job.values, "user_id": key.user_id}
+        if idempotency is not None:
+            values |= {"idempotency_key": idempotency.key, "request_hash": idempotency.request_hash}
+        inserted = insert_job(session, values)
+        if inserted is not None:
+            return inserted
+        assert idempotency is not None  # only the idempotency index can refuse the row
+        earlier = find_by_idempotency_key(session, key.user_id, idempotency.key)
+        assert earlier is not None  # the conflicting row is committed: ON CONFLICT waited
+        if earlier.request_hash != idempotency.request_hash:
+            raise IdempotencyConflictError(
+                f"{IDEMPOTENCY_HEADER} {idempotency.key!r} was already used for job "
+                f"{earlier.id} with a different request body; use a new key for new work.",
+                details={"job_id": str(earlier.id)},
             )
-            retry_after = WINDOW_S
-        else:
-            retry_after = state.tokens.retry_after_s()
-            message = (
-                f"Rate limit of {tpm.amount} estimated tokens per minute reached for this API "
-                f"key (this request: {tokens}); retry in {retry_after} s."
-            )
-        raise RateLimitedError(
-            message,
-            details={"limit_tokens_per_minute": tpm.amount, "requested_tokens": tokens},
-            retry_after_s=retry_after,
+        return _Replay(earlier)
+
+    written = _admit(key, [job], insert)
+    if isinstance(written, _Replay):
+        return written.job, False
+    log.info("job.accepted", job_id=job.id, user_id=str(key.user_id), model=written.model)
+    return written, True
+
+
+def admit_batch(key: CallerKey, jobs: Sequence[NewJob], meta: dict[str, Any]) -> Batch:
+    """The admitted batch: all of `jobs` or, on any refusal, none."""
+
+    def insert(session: Session) -> Batch:
+        return create_batch(
+            session, user_id=key.user_id, meta=meta, jobs=[job.values for job in jobs]
         )
-    return state
 
-
-def screen(key: ApiKey, tokens: int) -> RateLimitState:
-    """The checks before any database work: queue depth, then the key's rate limits."""
-    check_queue_depth()
-    return charge_rate_limits(key, tokens)
-
-
-def install_headers(bp: Blueprint) -> None:
-    """Give every answer of `bp` to a request that was counted the rate-limit headers (refusals
-    and their Retry-After are api/errors.py's)."""
-
-    @bp.after_request
-    def _rate_limit_headers(response: Response) -> Response:
-        state: RateLimitState | None = g.get("rate_limit")
-        if state is not None:
-            response.headers.update(state.headers())
-        return response
+    batch = _admit(key, jobs, insert)
+    assert isinstance(batch, Batch)
+    log.info("batch.accepted", batch_id=str(batch.id), user_id=str(key.user_id), jobs=len(jobs))
+    return batch

@@ -1,16 +1,49 @@
-"""Bearer API key -> the calling user and key; the admin key from settings -> the admin API."""
+"""Bearer API key -> the calling user and key; the admin key from settings -> the admin API.
+
+A presented key is looked up in PostgreSQL once per KEY_CACHE_S per API process, not on every
+request: revoking a key, its expiry and changes to its limits take effect within that bound
+(at most 5 s) in every process, and at once in the process that made the change. A key that
+reaches its expires_at while cached is refused from that moment, since the cache keeps it.
+"""
 
 from __future__ import annotations
 
 import hmac
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from flask import g, request
 
 from api.request_scope import db
+from shared.db import retry_if_stale
 from shared.errors import AuthenticationError, ForbiddenError
-from shared.models import ApiKey, User
-from shared.repositories.api_keys import authenticate
+from shared.models import User
+from shared.repositories.api_keys import INVALID_KEY, authenticate, hash_key
 from shared.settings import get_settings
+
+
+@dataclass(frozen=True)
+class CallerKey:
+    """What a request needs of its API key, detached from any session."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    rpm_limit: int | None
+    tpm_limit: int | None
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class _Cached:
+    key: CallerKey
+    until: float  # time.monotonic() after which the key is looked up again
+
+
+_cache: dict[str, _Cached] = {}
+_cache_lock = threading.Lock()
 
 
 def _bearer() -> str:
@@ -23,11 +56,47 @@ def _bearer() -> str:
     return key.strip()
 
 
-def current_key() -> ApiKey:
+def _look_up(digest: str, plaintext: str) -> CallerKey:
+    session = db()
+    row = retry_if_stale(session, lambda: authenticate(session, plaintext))
+    key = CallerKey(
+        id=row.id,
+        user_id=row.user_id,
+        rpm_limit=row.rpm_limit,
+        tpm_limit=row.tpm_limit,
+        expires_at=row.expires_at,
+    )
+    with _cache_lock:
+        _cache[digest] = _Cached(key, time.monotonic() + get_settings().key_cache_s)
+    return key
+
+
+def current_key() -> CallerKey:
     """The live API key in `Authorization: Bearer <key>`, or a 401. Cached for the request."""
     if "api_key" not in g:
-        g.api_key = authenticate(db(), _bearer())
+        plaintext = _bearer()
+        digest = hash_key(plaintext)
+        cached = _cache.get(digest)
+        if cached is not None and cached.until > time.monotonic():
+            key = cached.key
+        else:
+            key = _look_up(digest, plaintext)
+        if key.expires_at is not None and key.expires_at <= datetime.now(UTC):
+            raise AuthenticationError(INVALID_KEY)
+        g.api_key = key
     return g.api_key
+
+
+def forget_key(key_hash: str) -> None:
+    """Drop a key from this process's cache (it was revoked or changed here)."""
+    with _cache_lock:
+        _cache.pop(key_hash, None)
+
+
+def forget_all_keys() -> None:
+    """Empty this process's key cache."""
+    with _cache_lock:
+        _cache.clear()
 
 
 def current_user() -> User:

@@ -5,9 +5,10 @@ publish or a Redis that lost its data can leave a queued job with no message. Th
 those jobs from Postgres and publishes them again; this module tells it which ones to trust.
 
 Every publish first marks its jobs in a Redis sorted set, scored by Redis' own clock, and only
-then pushes the messages. A worker unmarks a job when it receives the message. Marking first
-means an unmark can never run before its mark (a mark added after the worker's unmark would
-hide the job from the sweeper forever).
+then pushes the messages (admission marks new jobs in its screening round trip, before their
+rows are even written, and pushes after the commit). A worker unmarks a job when it receives
+the message. Marking first means an unmark can never run before its mark (a mark added after
+the worker's unmark would hide the job from the sweeper forever).
 
 A mark the sweeper still sees is trusted only while its message may still be waiting in the
 list. Messages leave a list oldest first, so a mark older than the mark of the oldest message
@@ -65,14 +66,26 @@ def publish(jobs: Sequence[tuple[str, str]]) -> None:
         mark = get_redis().register_script(_MARK)
         for start in range(0, len(ids), MARK_CHUNK):
             mark(keys=[ENQUEUED_KEY], args=ids[start : start + MARK_CHUNK])
+    except Exception:
+        log.exception("outbox.mark_failed", jobs=len(jobs))
+        return
+    push(jobs)
+
+
+def push(jobs: Sequence[tuple[str, str]]) -> None:
+    """Publish committed jobs already marked (admission marks them in its screening round
+    trip). A failure is logged, not raised, and leaves stale marks the sweeper recognises."""
+    if not jobs:
+        return
+    try:
         publish_jobs(jobs)
     except Exception:
         log.exception("outbox.publish_failed", jobs=len(jobs))
         try:
-            forget(ids)
+            forget([job_id for job_id, _ in jobs])
         except Exception:
             # Redis is away; the sweeper finds these stale marks by their age.
-            log.warning("outbox.unmark_failed", jobs=len(ids))
+            log.warning("outbox.unmark_failed", jobs=len(jobs))
 
 
 def claimed(job_id: uuid.UUID | str) -> None:

@@ -148,7 +148,13 @@ class Settings(BaseSettings):
     # The base URL clients reach the API at; webhooks' status_url is built from it.
     public_base_url: str = "http://localhost:8000"
 
-    db_pool_size: int = Field(default=5, ge=1)
+    # Connections each process keeps open. Beyond them, overflow connections are opened and
+    # closed again at every burst (each a new backend to fork); 0 makes a burst wait instead.
+    # How long an API process trusts a key it looked up: the bound on how late a revocation,
+    # an expiry change or new limits take effect in the other processes.
+    key_cache_s: float = Field(default=5.0, ge=0, le=5)
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=0, ge=0)
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from api import openapi
-from api.auth import require_admin
+from api.auth import forget_key, require_admin
 from api.request_scope import db, parse_body, parse_query, path_id
 from api.schemas_admin import (
     AdminKeyCreate,
@@ -145,6 +145,7 @@ def revoke_key_route(key_id: str) -> Response:
     session = db()
     key = revoke_key(session, get_key(session, path_id(key_id, "API key")))
     session.commit()
+    forget_key(key.key_hash)
     return _key_json(key)
 
 
@@ -164,4 +165,5 @@ def update_key_route(key_id: str) -> Response:
     body = parse_body(KeyUpdate)
     update_key(session, key, body.changes())
     session.commit()
+    forget_key(key.key_hash)
     return _key_json(key)

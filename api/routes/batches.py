@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from decimal import Decimal
-from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, stream_with_context, url_for
 
-from api import admission, openapi
+from api import openapi, screening
+from api.admission import admit_batch
 from api.auth import current_key
 from api.request_scope import db, parse_body
 from api.schemas_batches import BatchCounts, BatchCreate, BatchJobCreate, BatchOut, BatchResultLine
-from shared import outbox
-from shared.cost_estimate import estimated_tokens, reservation_usd
+from api.submissions import new_job
 from shared.errors import UnknownModelError, UrlNotAllowedError
 from shared.job_view import Usage, usd
 from shared.logging import get_logger
@@ -22,16 +19,14 @@ from shared.models import Batch, JobStatus
 from shared.pricing import PRICE_TABLE
 from shared.repositories.batches import (
     count_by_status,
-    create_batch,
     get_batch_for_user,
     iter_finished,
 )
-from shared.repositories.budgets import check_budget, lock_user
 from shared.settings import Settings, get_settings
 from shared.ssrf import TargetPolicy, check_target_url
 
 bp = Blueprint("batches", __name__, url_prefix="/v1/batches")
-admission.install_headers(bp)
+screening.install_headers(bp)
 log = get_logger(__name__)
 TAGS = ["batches"]
 
@@ -93,33 +88,6 @@ def _check_callbacks(jobs: list[BatchJobCreate], settings: Settings) -> None:
         checked.add(job.callback_url)
 
 
-def _row(job: BatchJobCreate, settings: Settings) -> tuple[dict[str, Any], int]:
-    """The job's column values and its estimated tokens for the rate limit."""
-    max_tokens = job.effective_max_tokens()
-    reservation = reservation_usd(
-        job.models(), job.contents(), max_tokens, settings.max_billed_attempts, job.max_cost_usd
-    )
-    row = {
-        "id": uuid.uuid4(),
-        "priority": job.priority,
-        "model": job.model,
-        "fallbacks": job.fallbacks,
-        "request": {
-            "messages": [m.model_dump() for m in job.messages],
-            "max_tokens": max_tokens,
-            "temperature": job.temperature,
-        },
-        "meta": job.metadata,
-        "response_format": job.response_format_json(),
-        "callback_url": job.callback_url,
-        "max_cost_usd": job.max_cost_usd,
-        "cache": job.cache,
-        "reserved_usd": reservation,
-        "custom_id": job.custom_id,
-    }
-    return row, estimated_tokens(job.contents(), max_tokens)
-
-
 @bp.post("")
 @openapi.operation(
     summary="Submit many jobs at once",
@@ -135,19 +103,10 @@ def submit_batch() -> Response:
     _check_models(body.jobs)
     settings = get_settings()
     _check_callbacks(body.jobs, settings)
-    prepared = [_row(job, settings) for job in body.jobs]
-    rows = [row for row, _ in prepared]
-    # The whole batch is one request and the sum of its jobs' tokens against the key's limits.
-    admission.screen(key, sum(tokens for _, tokens in prepared))
-
-    session = db()
-    user = lock_user(session, key.user_id)
-    check_budget(session, user, sum((row["reserved_usd"] for row in rows), Decimal(0)))
-    batch = create_batch(session, user_id=user.id, meta=body.metadata, jobs=rows)
-    session.commit()
-    outbox.publish([(str(row["id"]), row["priority"]) for row in rows])
-    log.info("batch.accepted", batch_id=str(batch.id), user_id=str(user.id), jobs=len(rows))
-    return _batch_json(batch, {JobStatus.QUEUED: len(rows)}, 202)
+    # The whole batch is one request, the sum of its jobs' tokens and one budget hold.
+    jobs = [new_job(job, settings) for job in body.jobs]
+    batch = admit_batch(key, jobs, body.metadata)
+    return _batch_json(batch, {JobStatus.QUEUED: len(jobs)}, 202)
 
 
 @bp.get("/<batch_id>")

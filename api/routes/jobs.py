@@ -4,23 +4,21 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
-from api import admission, openapi
+from api import openapi, screening
+from api.admission import IDEMPOTENCY_HEADER, Idempotency, admit_job
 from api.auth import current_key
 from api.cursor import decode_cursor, encode_cursor
 from api.request_scope import db, parse_body, parse_query
 from api.schemas import AttemptList, AttemptOut, JobCreate, JobList, JobListQuery, JobOut
+from api.submissions import new_job
 from shared import outbox
-from shared.cost_estimate import estimated_tokens, reservation_usd
-from shared.errors import IdempotencyConflictError, ValidationError
+from shared.errors import ValidationError
 from shared.logging import get_logger
 from shared.models import Job
 from shared.pricing import price_for
-from shared.repositories.budgets import check_budget, lock_user
 from shared.repositories.jobs import (
     JobFilter,
     cancel_job,
-    create_job,
-    find_by_idempotency_key,
     get_job_for_user,
     list_attempts,
     list_jobs,
@@ -30,11 +28,10 @@ from shared.settings import get_settings
 from shared.ssrf import TargetPolicy, check_target_url
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
-admission.install_headers(bp)
+screening.install_headers(bp)
 log = get_logger(__name__)
 
 TAGS = ["jobs"]
-IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_IDEMPOTENCY_KEY = 255
 
 
@@ -46,15 +43,17 @@ def _job_json(job: Job, status: int) -> Response:
     return response
 
 
-def _idempotency_key() -> str | None:
+def _idempotency(body: JobCreate) -> Idempotency | None:
     key = request.headers.get(IDEMPOTENCY_HEADER)
-    if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
+    if key is None:
+        return None
+    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
         problem = f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters"
         raise ValidationError(
             f"Invalid request: {IDEMPOTENCY_HEADER} header {problem}.",
             details=[{"field": f"header {IDEMPOTENCY_HEADER}", "problem": problem}],
         )
-    return key
+    return Idempotency(key, body.fingerprint())
 
 
 @bp.post("")
@@ -74,54 +73,9 @@ def submit_job() -> Response:
     settings = get_settings()
     if body.callback_url is not None:
         check_target_url(body.callback_url, TargetPolicy.from_settings(settings))
-    idempotency_key = _idempotency_key()
-    max_tokens = body.effective_max_tokens()
-    admission.screen(key, estimated_tokens(body.contents(), max_tokens))
-    reservation = reservation_usd(
-        body.models(), body.contents(), max_tokens, settings.max_billed_attempts, body.max_cost_usd
-    )
-
-    session = db()
-    # Held until commit: this user's admissions (and Idempotency-Key look-ups) go one at a time.
-    user = lock_user(session, key.user_id)
-    fingerprint = body.fingerprint()
-    if idempotency_key is not None:
-        earlier = find_by_idempotency_key(session, user.id, idempotency_key)
-        if earlier is not None:
-            session.commit()  # releases the lock; nothing was written
-            if earlier.request_hash != fingerprint:
-                raise IdempotencyConflictError(
-                    f"{IDEMPOTENCY_HEADER} {idempotency_key!r} was already used for job "
-                    f"{earlier.id} with a different request body; use a new key for new work.",
-                    details={"job_id": str(earlier.id)},
-                )
-            return _job_json(earlier, 200)
-    check_budget(session, user, reservation)
-    job = create_job(
-        session,
-        user_id=user.id,
-        model=body.model,
-        priority=body.priority,
-        request={
-            "messages": [m.model_dump() for m in body.messages],
-            "max_tokens": max_tokens,
-            "temperature": body.temperature,
-        },
-        fallbacks=body.fallbacks,
-        meta=body.metadata,
-        response_format=body.response_format_json(),
-        callback_url=body.callback_url,
-        max_cost_usd=body.max_cost_usd,
-        cache=body.cache,
-        reserved_usd=reservation,
-        idempotency_key=idempotency_key,
-        request_hash=fingerprint,
-    )
-    # Outbox order: the row is durable before any worker can hear of it.
-    session.commit()
-    outbox.publish([(str(job.id), job.priority)])
-    log.info("job.accepted", job_id=str(job.id), user_id=str(user.id), model=job.model)
-    return _job_json(job, 202)
+    idempotency = _idempotency(body)
+    job, new = admit_job(key, new_job(body, settings), idempotency)
+    return _job_json(job, 202 if new else 200)
 
 
 @bp.get("")

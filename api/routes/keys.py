@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from api import openapi
-from api.auth import current_key, current_user
+from api.auth import current_key, current_user, forget_key
 from api.request_scope import db, parse_body, path_id
 from api.schemas_admin import KeyCreate, KeyCreated, KeyList, KeyOut
 from shared.errors import ValidationError
@@ -63,9 +63,11 @@ def create_own_key() -> tuple[Response, int]:
 @bp.delete("/<key_id>")
 @openapi.operation(summary="Revoke one of your API keys", responses={200: KeyOut}, tags=["keys"])
 def revoke_own_key(key_id: str) -> Response:
-    """It is refused from the next request on; revoking it again changes nothing."""
+    """It is refused from the next request on in the API process that revoked it, and within
+    KEY_CACHE_S (at most 5 s) in every other; revoking it again changes nothing."""
     user = current_user()
     session = db()
     key = revoke_key(session, get_key(session, path_id(key_id, "API key"), user_id=user.id))
     session.commit()
+    forget_key(key.key_hash)
     return jsonify(KeyOut.model_validate(key).model_dump(mode="json"))

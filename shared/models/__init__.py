@@ -5,6 +5,7 @@ from shared.models.attempt import JobAttempt
 from shared.models.base import Base, Money
 from shared.models.batch import Batch
 from shared.models.job import FINAL_STATUSES, Job, JobStatus, Priority
+from shared.models.spend import SpendCounter
 from shared.models.usage import UsageRecord
 from shared.models.user import User
 from shared.models.webhook_endpoint import WebhookEndpoint
@@ -27,6 +28,7 @@ __all__ = [
     "MessageStatus",
     "Money",
     "Priority",
+    "SpendCounter",
     "UsageRecord",
     "User",
     "WebhookAttempt",

@@ -18,6 +18,10 @@ from shared.models import ApiKey, User
 
 KEY_PREFIX = "pq_"
 SETTABLE_FIELDS = frozenset({"rpm_limit", "tpm_limit", "expires_at"})
+INVALID_KEY = (
+    "The API key is not valid (unknown, revoked or expired). "
+    "Create one with `promptq keys create <user>`."
+)
 
 
 def hash_key(plaintext: str) -> str:
@@ -107,8 +111,5 @@ def authenticate(session: Session, plaintext: str) -> ApiKey:
         )
     ).one_or_none()
     if key is None:
-        raise AuthenticationError(
-            "The API key is not valid (unknown, revoked or expired). "
-            "Create one with `promptq keys create <user>`."
-        )
+        raise AuthenticationError(INVALID_KEY)
     return key

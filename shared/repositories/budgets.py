@@ -1,130 +1,178 @@
-"""Budgets: a user's daily and monthly cost ceilings, checked at admission against what is
-already spent (usage) plus what is held for unfinished jobs (reservations).
+"""Budgets: a user's daily and monthly cost ceilings, held against their spend counters
+(shared/models/spend.py): what the UTC day and month have charged plus what is held for
+unfinished jobs.
 
-Admission locks the user's row first, so one user's admissions happen one at a time and two
-concurrent jobs can never both fit into the last dollar. Settlement (the worker's final write)
-moves a job's charge from its reservation to usage rows in one transaction, so the sum seen here
-never counts a job twice or not at all.
+Admission holds a job's worst case with one conditional UPDATE of the user's counter row, the
+last statement before COMMIT, so the row is locked only for that statement and the commit: two
+concurrent admissions can never both fit into the last dollar, and one user's admissions wait
+for each other only that long. Every other write that changes a reservation or bills a call
+moves the counters in its own transaction: the worker's settlement, a cancelled queued job, the
+sweeper's release of a vanished worker's job.
 """
 
 from __future__ import annotations
 
 import math
 import uuid
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Date, case, cast, func, select, update
 from sqlalchemy.orm import Session
 
-from shared.errors import BudgetExceededError, NotFoundError
-from shared.models import Job, JobStatus, UsageRecord, User
+from shared.errors import BudgetExceededError
+from shared.models import SpendCounter, User
+
+DAY = timedelta(days=1)
+_UTC_NOW = func.timezone("UTC", func.now())
+_TODAY = cast(_UTC_NOW, Date)
+_THIS_MONTH = cast(func.date_trunc("month", _UTC_NOW), Date)
+_DAY_SPENT = case((SpendCounter.day == _TODAY, SpendCounter.day_spent_usd), else_=Decimal(0))
+_MONTH_SPENT = case(
+    (SpendCounter.month == _THIS_MONTH, SpendCounter.month_spent_usd), else_=Decimal(0)
+)
 
 
-def lock_user(session: Session, user_id: uuid.UUID) -> User:
-    """The user's row, locked until the transaction ends: admissions of one user serialize."""
-    user = session.scalars(
-        select(User)
-        .where(User.id == user_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).one_or_none()
-    if user is None:
-        raise NotFoundError(f"No user with id {user_id}.")
-    return user
+def open_counter(session: Session, user_id: uuid.UUID) -> None:
+    """The new user's counters, all at zero."""
+    session.add(SpendCounter(user_id=user_id))
+    session.flush()
+
+
+def reserve(session: Session, user_id: uuid.UUID, amount: Decimal) -> bool:
+    """Hold `amount` for the user if it fits under both budgets; False (nothing held) if not.
+    Run it as the transaction's last statement before COMMIT: the counter row stays locked
+    until the transaction ends."""
+    fits = (
+        (User.daily_budget_usd.is_(None))
+        | (_DAY_SPENT + SpendCounter.held_usd + amount <= User.daily_budget_usd)
+    ) & (
+        (User.monthly_budget_usd.is_(None))
+        | (_MONTH_SPENT + SpendCounter.held_usd + amount <= User.monthly_budget_usd)
+    )
+    held = session.execute(
+        update(SpendCounter)
+        .where(SpendCounter.user_id == user_id, User.id == SpendCounter.user_id, fits)
+        .values(held_usd=SpendCounter.held_usd + amount)
+        .returning(SpendCounter.user_id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    return held is not None
+
+
+def settle(
+    session: Session, user_id: uuid.UUID, *, released: Decimal, cost: Decimal = Decimal(0)
+) -> None:
+    """`released` of the user's holds ends and `cost` is billed to today and this month (in the
+    transaction that adds the usage rows of that cost)."""
+    if not released and not cost:
+        return
+    session.execute(
+        update(SpendCounter)
+        .where(SpendCounter.user_id == user_id)
+        .values(
+            held_usd=SpendCounter.held_usd - released,
+            day_spent_usd=_DAY_SPENT + cost,
+            day=_TODAY,
+            month_spent_usd=_MONTH_SPENT + cost,
+            month=_THIS_MONTH,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def release(session: Session, holds: Iterable[tuple[uuid.UUID, Decimal]]) -> None:
+    """End reservations given as (user id, amount), one statement per user."""
+    by_user: defaultdict[uuid.UUID, Decimal] = defaultdict(Decimal)
+    for user_id, amount in holds:
+        by_user[user_id] += amount
+    for user_id, amount in sorted(by_user.items()):
+        settle(session, user_id, released=amount)
 
 
 @dataclass(frozen=True)
-class _Clock:
+class _Standing:
+    held: Decimal
+    day_spent: Decimal
+    month_spent: Decimal
+    daily_budget: Decimal | None
+    monthly_budget: Decimal | None
     now: datetime
     day_start: datetime
     month_start: datetime
 
-    def next_day(self) -> datetime:
-        return self.day_start + timedelta(days=1)
 
-    def next_month(self) -> datetime:
-        start = self.month_start
-        return start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
-
-
-def _clock(session: Session) -> _Clock:
-    """Now and the starts of the UTC day and month, by the database's clock (the one that
-    stamps usage rows), so every API process agrees on when a day ends."""
-    utc_now = func.timezone("UTC", func.now())
+def _standing(session: Session, user_id: uuid.UUID) -> _Standing:
     row = session.execute(
         select(
+            SpendCounter.held_usd,
+            _DAY_SPENT,
+            _MONTH_SPENT,
+            User.daily_budget_usd,
+            User.monthly_budget_usd,
             func.now(),
-            func.timezone("UTC", func.date_trunc("day", utc_now)),
-            func.timezone("UTC", func.date_trunc("month", utc_now)),
-        )
+            func.timezone("UTC", func.date_trunc("day", _UTC_NOW)),
+            func.timezone("UTC", func.date_trunc("month", _UTC_NOW)),
+        ).where(SpendCounter.user_id == user_id, User.id == SpendCounter.user_id)
     ).one()
-    return _Clock(now=row[0], day_start=row[1], month_start=row[2])
+    return _Standing(*row)
 
 
-def _open_reservations(session: Session, user_id: uuid.UUID) -> Decimal:
-    """Held for the user's unsettled jobs. A job cancelled while running stays held until its
-    worker settles it, but not past the worker's lease: a dead worker never settles."""
-    return session.scalar(
-        select(func.coalesce(func.sum(Job.reserved_usd), 0)).where(
-            Job.user_id == user_id,
-            Job.reserved_usd > 0,
-            or_(Job.status != JobStatus.CANCELLED, Job.lease_expires_at > func.now()),
-        )
-    )
+@dataclass(frozen=True)
+class _Period:
+    name: str
+    budget: Decimal
+    spent: Decimal
+    resets: datetime
 
-
-def _spent(session: Session, user_id: uuid.UUID, clock: _Clock) -> tuple[Decimal, Decimal]:
-    """Usage cost since the start of the UTC day and since the start of the UTC month."""
-    today, month = session.execute(
-        select(
-            func.coalesce(
-                func.sum(UsageRecord.cost_usd).filter(UsageRecord.created_at >= clock.day_start),
-                0,
-            ),
-            func.coalesce(func.sum(UsageRecord.cost_usd), 0),
-        ).where(UsageRecord.user_id == user_id, UsageRecord.created_at >= clock.month_start)
-    ).one()
-    return today, month
+    def remaining(self, wanted: Decimal) -> Decimal:
+        return self.budget - self.spent - wanted
 
 
 def _usd(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
-def _refuse(
-    period: str, budget: Decimal, used: Decimal, amount: Decimal, resets: datetime, now: datetime
-) -> BudgetExceededError:
-    remaining = max(budget - used, Decimal(0))
+def _next_month(start: datetime) -> datetime:
+    return start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
+
+
+def refusal(session: Session, user_id: uuid.UUID, amount: Decimal) -> BudgetExceededError:
+    """Why `reserve` refused `amount`: the period that does not fit, what is spent and held,
+    and when the period resets."""
+    standing = _standing(session, user_id)
+    bounded = [
+        _Period(name, budget, spent, resets)
+        for name, budget, spent, resets in (
+            ("daily", standing.daily_budget, standing.day_spent, standing.day_start + DAY),
+            (
+                "monthly",
+                standing.monthly_budget,
+                standing.month_spent,
+                _next_month(standing.month_start),
+            ),
+        )
+        if budget is not None
+    ]
+    # The period that does not fit now; if a hold ended meanwhile and both fit, the tighter.
+    period = min(bounded, key=lambda p: p.remaining(standing.held + amount))
+    used = period.spent + standing.held
+    remaining = max(period.budget - used, Decimal(0))
     return BudgetExceededError(
-        f"The {period} budget of ${_usd(budget)} would be exceeded: ${_usd(remaining)} remains "
-        f"(spent and held for unfinished jobs: ${_usd(used)}) and this request needs up to "
-        f"${_usd(amount)}. The {period} budget resets at {resets.isoformat()}.",
+        f"The {period.name} budget of ${_usd(period.budget)} would be exceeded: "
+        f"${_usd(remaining)} remains (spent and held for unfinished jobs: ${_usd(used)}) and "
+        f"this request needs up to ${_usd(amount)}. The {period.name} budget resets at "
+        f"{period.resets.isoformat()}.",
         details={
-            "budget": period,
-            "budget_usd": _usd(budget),
+            "budget": period.name,
+            "budget_usd": _usd(period.budget),
             "used_usd": _usd(used),
             "remaining_usd": _usd(remaining),
             "requested_usd": _usd(amount),
-            "resets_at": resets.isoformat(),
+            "resets_at": period.resets.isoformat(),
         },
-        retry_after_s=max(1, math.ceil((resets - now).total_seconds())),
+        retry_after_s=max(1, math.ceil((period.resets - standing.now).total_seconds())),
     )
-
-
-def check_budget(session: Session, user: User, amount: Decimal) -> None:
-    """BudgetExceededError if reserving `amount` more would pass the user's daily or monthly
-    budget. Call with the user's row locked (lock_user) and insert the reservation before commit.
-    """
-    if user.daily_budget_usd is None and user.monthly_budget_usd is None:
-        return
-    clock = _clock(session)
-    held = _open_reservations(session, user.id)
-    today, month = _spent(session, user.id, clock)
-    for period, budget, spent, resets in (
-        ("daily", user.daily_budget_usd, today, clock.next_day()),
-        ("monthly", user.monthly_budget_usd, month, clock.next_month()),
-    ):
-        if budget is not None and spent + held + amount > budget:
-            raise _refuse(period, budget, spent + held, amount, resets, clock.now)

@@ -15,6 +15,7 @@ from sqlalchemy import func, or_, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
 from shared.models import Job, JobStatus
+from shared.repositories.budgets import settle
 
 Lease = tuple[uuid.UUID, uuid.UUID]  # (job id, lease token)
 
@@ -111,17 +112,18 @@ def finish_job(session: Session, claim: Claim, outcome: Outcome) -> JobStatus | 
     the user's spend moves from held to charged at once. A job cancelled while it ran keeps its
     status, but the tokens and cost of the call that was made are still recorded and charged.
     """
-    status = session.scalar(
-        select(Job.status)
+    held = session.execute(
+        select(Job.status, Job.reserved_usd)
         .where(
             Job.id == claim.job_id,
             Job.lease_token == claim.lease_token,
             Job.status.in_((JobStatus.RUNNING, JobStatus.CANCELLED)),
         )
         .with_for_update()
-    )
-    if status is None:
+    ).first()
+    if held is None:
         return None
+    status = held.status
     values: dict[str, Any] = {
         "input_tokens": Job.input_tokens + outcome.input_tokens,
         "output_tokens": Job.output_tokens + outcome.output_tokens,
@@ -143,6 +145,7 @@ def finish_job(session: Session, claim: Claim, outcome: Outcome) -> JobStatus | 
         .values(**values)
         .execution_options(synchronize_session=False)
     )
+    settle(session, claim.user_id, released=held.reserved_usd, cost=outcome.cost_usd)
     return JobStatus(status)
 
 
@@ -161,12 +164,14 @@ def lease_status(session: Session, job_id: uuid.UUID, token: uuid.UUID) -> str |
 
 
 def add_charge(
-    session: Session, job_id: uuid.UUID, input_tokens: int, output_tokens: int, cost: Decimal
+    session: Session, claim: Claim, input_tokens: int, output_tokens: int, cost: Decimal
 ) -> None:
-    """Add a billed attempt's usage to the job's totals (in the attempt's transaction)."""
+    """Add a billed attempt's usage to the job's totals and the user's spend (in the
+    attempt's transaction)."""
+    settle(session, claim.user_id, released=Decimal(0), cost=cost)
     session.execute(
         update(Job)
-        .where(Job.id == job_id)
+        .where(Job.id == claim.job_id)
         .values(
             input_tokens=Job.input_tokens + input_tokens,
             output_tokens=Job.output_tokens + output_tokens,

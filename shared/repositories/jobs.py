@@ -10,50 +10,25 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Select, func, literal, select, tuple_
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from shared.errors import JobNotCancellableError, NotFoundError
 from shared.models import Job, JobAttempt, JobStatus
+from shared.repositories.budgets import release
 
 
-def create_job(
-    session: Session,
-    *,
-    user_id: uuid.UUID,
-    model: str,
-    priority: str,
-    request: dict[str, Any],
-    fallbacks: list[str],
-    meta: dict[str, Any],
-    response_format: dict[str, Any] | None = None,
-    callback_url: str | None = None,
-    max_cost_usd: Decimal | None = None,
-    cache: bool = False,
-    reserved_usd: Decimal = Decimal(0),
-    idempotency_key: str | None = None,
-    request_hash: str | None = None,
-) -> Job:
-    """Insert a queued job; it must be committed before its message is published."""
-    job = Job(
-        user_id=user_id,
-        status=JobStatus.QUEUED,
-        priority=priority,
-        model=model,
-        request=request,
-        fallbacks=fallbacks,
-        meta=meta,
-        response_format=response_format,
-        callback_url=callback_url,
-        max_cost_usd=max_cost_usd,
-        cache=cache,
-        reserved_usd=reserved_usd,
-        idempotency_key=idempotency_key,
-        request_hash=request_hash,
-    )
-    session.add(job)
-    session.flush()
-    session.refresh(job)
-    return job
+def insert_job(session: Session, values: dict[str, Any]) -> Job | None:
+    """INSERT one queued job (Job attribute values, its id among them) and return the row as
+    written, in one statement; None when the user already has a job with its Idempotency-Key."""
+    statement = insert(Job).values(**values, status=JobStatus.QUEUED).returning(Job)
+    if values.get("idempotency_key") is not None:
+        # A concurrent first use of the key makes this wait for that transaction's outcome.
+        statement = statement.on_conflict_do_nothing(
+            index_elements=[Job.user_id, Job.idempotency_key],
+            index_where=Job.idempotency_key.is_not(None),
+        )
+    return session.scalars(statement).one_or_none()
 
 
 def find_by_idempotency_key(session: Session, user_id: uuid.UUID, key: str) -> Job | None:
@@ -97,6 +72,7 @@ def cancel_job(session: Session, job_id: str, user_id: uuid.UUID) -> Job:
             details={"status": job.status},
         )
     if job.status == JobStatus.QUEUED:
+        release(session, [(job.user_id, job.reserved_usd)])
         job.reserved_usd = Decimal(0)
     job.status = JobStatus.CANCELLED
     job.finished_at = func.now()

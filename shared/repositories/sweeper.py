@@ -6,10 +6,11 @@ import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import ColumnElement, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from shared.models import Job, JobStatus
+from shared.repositories.budgets import release
 
 WORKER_LOST = {
     "code": "worker_lost",
@@ -23,32 +24,47 @@ class ExpiredLeases:
     failed: list[uuid.UUID]
 
 
+def _release_expired(
+    session: Session, where: ColumnElement[bool], values: dict[str, object]
+) -> list[uuid.UUID]:
+    """Apply `values` (reserved_usd set to 0 among them) to the jobs matching `where`, and end
+    the reservations they held; the ids changed."""
+    old = (
+        select(Job.id, Job.reserved_usd.label("released")).where(where).with_for_update().subquery()
+    )
+    rows = session.execute(
+        update(Job)
+        .where(Job.id == old.c.id)
+        .values(**values, reserved_usd=Decimal(0))
+        .returning(Job.id, Job.user_id, old.c.released)
+        .execution_options(synchronize_session=False)
+    ).all()
+    release(session, [(row.user_id, row.released) for row in rows if row.released])
+    return [row.id for row in rows]
+
+
 def expire_leases(session: Session, max_deliveries: int) -> ExpiredLeases:
     """Running jobs whose lease ran out go back to the queue; those already delivered
     `max_deliveries` times fail as worker_lost instead (no endless poison loop). Cancelled jobs
     whose worker vanished mid-call release their lease and reservation."""
     expired = (Job.status == JobStatus.RUNNING) & (Job.lease_expires_at < func.now())
-    failed = session.scalars(
-        update(Job)
-        .where(expired, Job.deliveries >= max_deliveries)
-        .values(
-            status=JobStatus.FAILED,
-            error=WORKER_LOST,
-            finished_at=func.now(),
-            lease_token=None,
-            lease_expires_at=None,
-            reserved_usd=Decimal(0),
-        )
-        .returning(Job.id)
-        .execution_options(synchronize_session=False)
-    ).all()
+    failed = _release_expired(
+        session,
+        expired & (Job.deliveries >= max_deliveries),
+        {
+            "status": JobStatus.FAILED,
+            "error": WORKER_LOST,
+            "finished_at": func.now(),
+            "lease_token": None,
+            "lease_expires_at": None,
+        },
+    )
     # A job cancelled while it ran keeps its status; if its worker vanished, nobody else would
     # ever release its lease and its budget reservation.
-    session.execute(
-        update(Job)
-        .where(Job.status == JobStatus.CANCELLED, Job.lease_expires_at < func.now())
-        .values(lease_token=None, lease_expires_at=None, reserved_usd=Decimal(0))
-        .execution_options(synchronize_session=False)
+    _release_expired(
+        session,
+        (Job.status == JobStatus.CANCELLED) & (Job.lease_expires_at < func.now()),
+        {"lease_token": None, "lease_expires_at": None},
     )
     requeued = session.scalars(
         update(Job)
@@ -62,7 +78,7 @@ def expire_leases(session: Session, max_deliveries: int) -> ExpiredLeases:
         .returning(Job.id)
         .execution_options(synchronize_session=False)
     ).all()
-    return ExpiredLeases(requeued=list(requeued), failed=list(failed))
+    return ExpiredLeases(requeued=list(requeued), failed=failed)
 
 
 def due_queued_jobs(session: Session, grace_s: float, limit: int) -> list[tuple[uuid.UUID, str]]:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from shared.errors import AlreadyExistsError, NotFoundError
 from shared.models import User
+from shared.repositories.budgets import open_counter
 from shared.webhook_secrets import new_webhook_secret
 
 BUDGET_FIELDS = frozenset({"daily_budget_usd", "monthly_budget_usd"})
@@ -34,6 +35,7 @@ def create_user(
             session.flush()
     except IntegrityError:
         raise AlreadyExistsError(f"A user named {name!r} already exists.") from None
+    open_counter(session, user.id)
     session.refresh(user)
     return user
 

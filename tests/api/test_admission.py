@@ -67,7 +67,9 @@ def test_request_rate_limit_per_key_with_headers(
     refused = client.post("/v1/jobs", json=VALID, headers=auth(alice))
     error = error_of(refused, 429, "rate_limited")
     assert "3 requests per minute" in error["message"]
-    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    # A sliding window: the minute's requests fade out over the next minute, so a full window
+    # frees a request within two minutes at most.
+    assert 1 <= int(refused.headers["Retry-After"]) <= 120
     assert refused.headers["X-RateLimit-Remaining"] == "0"
     assert job_count(alice) == 3
 

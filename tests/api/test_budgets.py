@@ -19,6 +19,7 @@ from shared.db import transaction
 from shared.models import Job, JobStatus, UsageRecord
 from shared.repositories.attempts import AttemptRecord, record_attempt
 from shared.repositories.job_leases import Claim, Outcome, claim_job, finish_job
+from shared.repositories.sweeper import expire_leases
 from tests.api.job_helpers import (
     VALID,
     auth,
@@ -133,8 +134,9 @@ def test_cancelling_a_queued_job_gives_its_reservation_back(
 def test_running_cancelled_job_holds_budget_only_while_its_lease_lives(
     client: FlaskClient, alice: Account
 ) -> None:
-    """A job cancelled while running keeps its reservation for its worker to settle; if the
-    worker's lease runs out (a dead worker never settles) the budget stops counting it."""
+    """A job cancelled while running keeps its reservation for its worker to settle; once the
+    sweeper finds the worker's lease run out (a dead worker never settles) the budget stops
+    counting it."""
     set_budgets(alice, daily=reservation_of(BODY))
     job = _submit(client, alice).get_json()
     with transaction() as session:
@@ -148,6 +150,9 @@ def test_running_cancelled_job_holds_budget_only_while_its_lease_lives(
             .where(Job.id == claim.job_id)
             .values(lease_expires_at=text("now() - interval '1 second'"))
         )
+    error_of(_submit(client, alice), 429, "budget_exceeded")
+    with transaction() as session:
+        expire_leases(session, max_deliveries=5)
     assert _submit(client, alice).status_code == 202
 
 

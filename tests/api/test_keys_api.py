@@ -13,6 +13,8 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select, text, update
 
+from api.auth import forget_key
+from devstack.processes import wait_until
 from shared.db import transaction
 from shared.models import ApiKey
 from tests.api.job_helpers import error_of
@@ -37,9 +39,13 @@ def _auth(key: str) -> dict[str, str]:
 
 
 def _set_key(key_plaintext: str, **values: Any) -> None:
+    """Change the key in the database and, as the API process making a change does, drop it
+    from this process's key cache (other processes see it within KEY_CACHE_S:
+    tests/e2e/test_key_cache.py)."""
     digest = hashlib.sha256(key_plaintext.encode()).hexdigest()
     with transaction() as session:
         session.execute(update(ApiKey).where(ApiKey.key_hash == digest).values(**values))
+    forget_key(digest)
 
 
 def _is_live(client: FlaskClient, key: str) -> bool:
@@ -202,6 +208,15 @@ def test_an_expired_key_is_refused(client: FlaskClient, alice: Account) -> None:
     _set_key(alice.key, expires_at=text("now() - interval '1 second'"))
     error = error_of(client.get("/v1/keys", headers=_auth(alice.key)), 401, "unauthorized")
     assert "expired" in error["message"]
+
+
+def test_a_cached_key_is_refused_from_its_expiry_on(client: FlaskClient, alice: Account) -> None:
+    """A key cached by the API is refused once its expires_at passes, not a cache period later."""
+    expiry = datetime.now(UTC) + timedelta(seconds=1)
+    _set_key(alice.key, expires_at=expiry)
+    assert _is_live(client, alice.key)
+    wait_until(lambda: datetime.now(UTC) > expiry, timeout=5, interval=0.05, what="the expiry")
+    error_of(client.get("/v1/keys", headers=_auth(alice.key)), 401, "unauthorized")
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,7 @@
 """What must hold after any fault: every job in exactly one final state, each charged exactly
 the billed attempts it made (no double charge, no lost charge), never two successes, and no
-budget reservation left open."""
+budget reservation left open, and every user's spend counters equal to the sums they stand
+for."""
 
 from __future__ import annotations
 
@@ -50,6 +51,34 @@ _PER_JOB = text(
     ) a ON a.job_id = j.id
     """
 )
+
+
+# Each user's spend counters against the sums they stand for (shared/models/spend.py).
+_PER_USER = text(
+    """
+    SELECT c.user_id::text AS user_id, c.held_usd,
+           CASE WHEN c.day = (timezone('UTC', now()))::date THEN c.day_spent_usd ELSE 0 END
+               AS day_spent,
+           COALESCE((SELECT sum(j.reserved_usd) FROM jobs j WHERE j.user_id = c.user_id), 0)
+               AS reserved,
+           COALESCE((SELECT sum(u.cost_usd) FROM usage u WHERE u.user_id = c.user_id
+                     AND u.created_at >= timezone('UTC', (timezone('UTC', now()))::date
+                                                          ::timestamp)), 0) AS usage_today
+    FROM spend_counters c
+    """
+)
+
+
+def spend_problems() -> list[str]:
+    """Where a user's spend counters differ from their open reservations or today's usage."""
+    with transaction() as session:
+        rows = session.execute(_PER_USER).mappings().all()
+    return [
+        f"user {r['user_id']}: counters hold ${r['held_usd']} and spent ${r['day_spent']} "
+        f"today; reservations ${r['reserved']}, usage today ${r['usage_today']}"
+        for r in rows
+        if r["held_usd"] != r["reserved"] or r["day_spent"] != r["usage_today"]
+    ]
 
 
 def final_count(job_ids: Collection[str]) -> int:
@@ -105,5 +134,6 @@ def assert_settled(job_ids: Collection[str]) -> Counter[str]:
         allowed = {"succeeded": {1}, "failed": {0}}.get(r["status"], {0, 1})
         if r["successes"] not in allowed:
             problems.append(f"{where} has {r['successes']} successful attempts")
+    problems += spend_problems()
     assert not problems, "\n".join(problems[:20])
     return Counter(r["status"] for r in rows)

@@ -9,7 +9,7 @@ from typing import Any
 from shared import outbox
 from shared.db import transaction
 from shared.repositories.api_keys import issue_key
-from shared.repositories.jobs import create_job
+from shared.repositories.jobs import insert_job
 from shared.repositories.users import create_user
 from tests.conftest import Account
 from tests.support.stack import RunningStack
@@ -46,18 +46,20 @@ def insert_jobs(
     """Commit `count` queued jobs in one transaction, then publish them in one batch."""
     with transaction() as session:
         jobs = [
-            create_job(
+            insert_job(
                 session,
-                user_id=uuid.UUID(account.user_id),
-                model=model,
-                priority=priority,
-                request={
-                    "messages": job_body(model, n)["messages"],
-                    "max_tokens": 32,
-                    "temperature": None,
-                },
-                fallbacks=[],
-                meta={},
+                dict(
+                    user_id=uuid.UUID(account.user_id),
+                    model=model,
+                    priority=priority,
+                    request={
+                        "messages": job_body(model, n)["messages"],
+                        "max_tokens": 32,
+                        "temperature": None,
+                    },
+                    fallbacks=[],
+                    meta={},
+                ),
             )
             for n in range(count)
         ]

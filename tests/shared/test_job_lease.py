@@ -11,7 +11,7 @@ from sqlalchemy import select, text, update
 from shared.db import transaction
 from shared.models import Job, JobStatus
 from shared.repositories.job_leases import Claim, Outcome, claim_job, finish_job
-from shared.repositories.jobs import create_job
+from shared.repositories.jobs import insert_job
 from tests.conftest import Account
 
 SUCCESS = Outcome(
@@ -26,14 +26,16 @@ SUCCESS = Outcome(
 
 def _queued_job(account: Account) -> uuid.UUID:
     with transaction() as session:
-        job = create_job(
+        job = insert_job(
             session,
-            user_id=uuid.UUID(account.user_id),
-            model="gpt-4o-mini",
-            priority="normal",
-            request={"messages": [{"role": "user", "content": "x"}], "max_tokens": 5},
-            fallbacks=[],
-            meta={},
+            dict(
+                user_id=uuid.UUID(account.user_id),
+                model="gpt-4o-mini",
+                priority="normal",
+                request={"messages": [{"role": "user", "content": "x"}], "max_tokens": 5},
+                fallbacks=[],
+                meta={},
+            ),
         )
     return job.id
 

@@ -27,7 +27,7 @@ from shared.models import (
     WebhookEndpoint,
     WebhookMessage,
 )
-from shared.repositories.jobs import create_job
+from shared.repositories.jobs import insert_job
 from shared.repositories.users import rotate_callback_secret
 from shared.repositories.webhook_endpoints import create_endpoint, rotate_secret
 from shared.repositories.webhook_messages import (
@@ -73,16 +73,18 @@ def endpoint_for(
 def job_in(user_id: uuid.UUID, status: JobStatus, callback_url: str | None = None) -> uuid.UUID:
     """A job already in `status`, with a result, usage and cost when it succeeded."""
     with transaction() as session:
-        job = create_job(
+        job = insert_job(
             session,
-            user_id=user_id,
-            model="gpt-4o-mini",
-            priority="normal",
-            request={"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 16},
-            fallbacks=["claude-3-5-haiku-latest"],
-            meta={"order": "A-17", "nested": {"ok": True}},
-            callback_url=callback_url,
-            max_cost_usd=Decimal("0.25"),
+            dict(
+                user_id=user_id,
+                model="gpt-4o-mini",
+                priority="normal",
+                request={"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 16},
+                fallbacks=["claude-3-5-haiku-latest"],
+                meta={"order": "A-17", "nested": {"ok": True}},
+                callback_url=callback_url,
+                max_cost_usd=Decimal("0.25"),
+            ),
         )
         job.status = status
         if status != JobStatus.QUEUED:

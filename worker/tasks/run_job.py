@@ -66,7 +66,7 @@ class _Sink:
                 if record.billed:
                     add_charge(
                         session,
-                        self._claim.job_id,
+                        self._claim,
                         record.input_tokens,
                         record.output_tokens,
                         record.cost_usd,

@@ -1,9 +1,10 @@
 """Admission holds across API processes: gunicorn with 4 worker processes, many client threads,
 one per-key request limit, one budget and one Idempotency-Key shared through Redis and
-Postgres."""
+Postgres, and a revoked key refused by every process within the key cache's bound."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -12,11 +13,23 @@ from typing import Any
 
 import pytest
 import requests
+from sqlalchemy import func, update
 
 from devstack.processes import ManagedProcess, free_port, http_ok, wait_until
 from devstack.stack import api_process
-from tests.api.job_helpers import job_count, reservation_of, set_budgets, set_key_limits
+from shared.db import transaction
+from shared.models import ApiKey
+from shared.repositories.api_keys import hash_key
+from shared.settings import get_settings
+from tests.api.job_helpers import (
+    job_count,
+    reservation_of,
+    reserved_total,
+    set_budgets,
+    set_key_limits,
+)
 from tests.conftest import Account, Services
+from tests.faults.invariants import spend_problems
 
 pytestmark = pytest.mark.e2e
 
@@ -79,14 +92,17 @@ def test_request_limit_holds_across_api_processes(
 def test_budget_admits_exactly_what_it_holds_under_concurrency(
     api_url: str, make_account: Callable[[str], Account]
 ) -> None:
-    """200 jobs from 20 threads against a daily budget of exactly 37 reservations: exactly 37
-    are admitted (and 37 rows exist), the other 163 are 429 budget_exceeded."""
+    """40 threads x 10 submissions against a daily budget of exactly 37 reservations: exactly
+    37 are admitted (and 37 rows exist), the other 363 are 429 budget_exceeded, and the user's
+    spend counters hold exactly the 37 reservations."""
     alice = make_account("alice")
     admitted = 37
     set_budgets(alice, daily=reservation_of(BODY) * admitted)
-    responses = _fire(api_url, alice, count=200, threads=20)
-    assert _codes(responses) == {(202, None): admitted, (429, "budget_exceeded"): 200 - admitted}
+    responses = _fire(api_url, alice, count=400, threads=40)
+    assert _codes(responses) == {(202, None): admitted, (429, "budget_exceeded"): 400 - admitted}
     assert job_count(alice) == admitted
+    assert reserved_total(alice) == reservation_of(BODY) * admitted
+    assert spend_problems() == []
 
 
 def test_one_idempotency_key_makes_one_job_across_processes(
@@ -99,3 +115,27 @@ def test_one_idempotency_key_makes_one_job_across_processes(
     assert Counter(r.status_code for r in responses) == {202: 1, 200: 49}
     assert len({r.json()["id"] for r in responses}) == 1
     assert job_count(alice) == 1
+
+
+def test_a_revoked_key_is_refused_by_every_process_within_the_cache_bound(
+    api_url: str, make_account: Callable[[str], Account]
+) -> None:
+    """Every API process has the key cached when it is revoked from another process; from
+    KEY_CACHE_S (5 s) after the revocation on, every request with it is 401."""
+    alice = make_account("alice")
+    sent = {"Authorization": f"Bearer {alice.key}"}
+    warm = [requests.get(f"{api_url}/v1/keys", headers=sent, timeout=10) for _ in range(40)]
+    assert {r.status_code for r in warm} == {200}
+    with transaction() as session:
+        session.execute(
+            update(ApiKey)
+            .where(ApiKey.key_hash == hash_key(alice.key))
+            .values(revoked_at=func.now())
+        )
+    revoked = time.monotonic()
+    bound = get_settings().key_cache_s
+    assert bound <= 5
+    # Past the bound (plus the time one request takes), 40 requests over every process: all 401.
+    wait_until(lambda: time.monotonic() > revoked + bound + 0.2, timeout=10, interval=0.05)
+    late = [requests.get(f"{api_url}/v1/keys", headers=sent, timeout=10) for _ in range(40)]
+    assert {r.status_code for r in late} == {401}
