@@ -64,6 +64,7 @@ class Settings(BaseSettings):
     # Celery: see worker/celery_app.py for why each of these matters.
     worker_concurrency: int = Field(default=16, ge=1)
     worker_prefetch_multiplier: int = Field(default=1, ge=1)
+    worker_task_events: bool = False
     broker_max_connections: int = Field(default=64, ge=10)
     broker_visibility_timeout_s: int = Field(default=3600, ge=60)
     # A running job's lease: renewed every third of it while the call lasts (so a call may take

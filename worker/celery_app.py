@@ -57,9 +57,10 @@ def create_celery(settings: Settings | None = None) -> Celery:
         worker_concurrency=settings.worker_concurrency,
         # Results live in Postgres; the Celery result backend is never read.
         task_ignore_result=True,
-        # Flower shows task events.
-        worker_send_task_events=True,
-        task_send_sent_event=True,
+        # Task events cost a Redis publish per task state change (a tenth of a worker's CPU per
+        # job); off unless asked for. Flower turns them on while it runs (its enable_events),
+        # so its task pages work whenever an operator is watching.
+        worker_send_task_events=settings.worker_task_events,
         worker_hijack_root_logger=False,
         beat_schedule={
             "sweep": {

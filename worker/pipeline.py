@@ -92,6 +92,9 @@ def run_chain(
     spent = spec.spent
     last: AttemptResult | None = None
     pending: AttemptResult | None = None
+    # The claim has just proved the job running; a cancellation is looked for before each
+    # later attempt, not before the first.
+    first = True
 
     def flush() -> bool:
         nonlocal pending
@@ -105,8 +108,9 @@ def run_chain(
         request = replace(spec.request, model=model)
         backoff_ms = 0
         for number in range(1, settings.max_attempts_per_model + 1):
-            if not flush() or sink.cancelled():
+            if not flush() or (not first and sink.cancelled()):
                 return Outcome(abandoned=True)
+            first = False
             worst = price.cost(prompt_bound, request.max_tokens)
             if spec.cost_cap is not None and spent + worst > spec.cost_cap:
                 # `last` is already saved: the failure is committed without a further attempt.

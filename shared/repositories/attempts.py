@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from shared.models import JobAttempt, UsageRecord
@@ -37,39 +37,41 @@ class AttemptRecord:
 
 def record_attempt(
     session: Session, *, job_id: uuid.UUID, user_id: uuid.UUID, attempt: AttemptRecord
-) -> JobAttempt:
-    """Add the attempt row and, if the provider billed it, its usage row."""
+) -> None:
+    """Add the attempt row (numbered after the job's last one in the same statement) and, if
+    the provider billed it, its usage row."""
+    attempt_id = uuid.uuid4()
     number = (
-        session.scalar(
-            select(func.coalesce(func.max(JobAttempt.number), 0)).where(JobAttempt.job_id == job_id)
+        select(func.coalesce(func.max(JobAttempt.number), 0) + 1)
+        .where(JobAttempt.job_id == job_id)
+        .scalar_subquery()
+    )
+    session.execute(
+        insert(JobAttempt).values(
+            id=attempt_id,
+            job_id=job_id,
+            number=number,
+            provider=attempt.provider,
+            model=attempt.model,
+            outcome=attempt.outcome,
+            error_code=attempt.error_code,
+            error_message=(attempt.error_message or "")[:2000] or None,
+            latency_ms=attempt.latency_ms,
+            input_tokens=attempt.input_tokens,
+            output_tokens=attempt.output_tokens,
+            cost_usd=attempt.cost_usd,
+            started_at=attempt.started_at,
+            finished_at=attempt.finished_at,
+            backoff_ms=attempt.backoff_ms,
+            cached=attempt.cached,
         )
-        + 1
     )
-    row = JobAttempt(
-        job_id=job_id,
-        number=number,
-        provider=attempt.provider,
-        model=attempt.model,
-        outcome=attempt.outcome,
-        error_code=attempt.error_code,
-        error_message=(attempt.error_message or "")[:2000] or None,
-        latency_ms=attempt.latency_ms,
-        input_tokens=attempt.input_tokens,
-        output_tokens=attempt.output_tokens,
-        cost_usd=attempt.cost_usd,
-        started_at=attempt.started_at,
-        finished_at=attempt.finished_at,
-        backoff_ms=attempt.backoff_ms,
-        cached=attempt.cached,
-    )
-    session.add(row)
-    session.flush()
     if attempt.billed:
-        session.add(
-            UsageRecord(
+        session.execute(
+            insert(UsageRecord).values(
                 user_id=user_id,
                 job_id=job_id,
-                attempt_id=row.id,
+                attempt_id=attempt_id,
                 provider=attempt.provider,
                 model=attempt.model,
                 input_tokens=attempt.input_tokens,
@@ -77,5 +79,3 @@ def record_attempt(
                 cost_usd=attempt.cost_usd,
             )
         )
-        session.flush()
-    return row

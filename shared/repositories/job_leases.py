@@ -104,27 +104,24 @@ class Outcome:
     cost_usd: Decimal
 
 
-def finish_job(session: Session, claim: Claim, outcome: Outcome) -> JobStatus | None:
-    """Write the final state if this worker still holds the lease; None if it lost it, else the
-    status the job had: running (now final) or cancelled (while it ran, and kept).
+@dataclass(frozen=True)
+class Finished:
+    """The job as the final write left it, and the status it had before: running (now final)
+    or cancelled (while it ran, and kept)."""
+
+    job: Job
+    was: JobStatus
+
+
+def finish_job(session: Session, claim: Claim, outcome: Outcome) -> Finished | None:
+    """Write the final state if this worker still holds the lease; None if it lost it.
 
     The job's reservation drops to 0 in this transaction, the one that adds its usage rows, so
     the user's spend moves from held to charged at once. A job cancelled while it ran keeps its
     status, but the tokens and cost of the call that was made are still recorded and charged.
+    One UPDATE in the usual case (the job still running), a second when it was cancelled.
     """
-    held = session.execute(
-        select(Job.status, Job.reserved_usd)
-        .where(
-            Job.id == claim.job_id,
-            Job.lease_token == claim.lease_token,
-            Job.status.in_((JobStatus.RUNNING, JobStatus.CANCELLED)),
-        )
-        .with_for_update()
-    ).first()
-    if held is None:
-        return None
-    status = held.status
-    values: dict[str, Any] = {
+    totals: dict[str, Any] = {
         "input_tokens": Job.input_tokens + outcome.input_tokens,
         "output_tokens": Job.output_tokens + outcome.output_tokens,
         "cost_usd": Job.cost_usd + outcome.cost_usd,
@@ -132,21 +129,36 @@ def finish_job(session: Session, claim: Claim, outcome: Outcome) -> JobStatus | 
         "lease_token": None,
         "lease_expires_at": None,
     }
-    if status == JobStatus.RUNNING:
-        values |= {
-            "status": outcome.status,
-            "result": outcome.result,
-            "error": outcome.error,
-            "finished_at": func.now(),
-        }
-    session.execute(
-        update(Job)
-        .where(Job.id == claim.job_id)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    settle(session, claim.user_id, released=held.reserved_usd, cost=outcome.cost_usd)
-    return JobStatus(status)
+    final = {
+        "status": outcome.status,
+        "result": outcome.result,
+        "error": outcome.error,
+        "finished_at": func.now(),
+    }
+    for was, values in ((JobStatus.RUNNING, totals | final), (JobStatus.CANCELLED, totals)):
+        # The old reservation comes from the locked row, as it was before this write.
+        old = (
+            select(Job.id, Job.reserved_usd.label("released"))
+            .where(
+                Job.id == claim.job_id,
+                Job.lease_token == claim.lease_token,
+                Job.status == was,
+            )
+            .with_for_update()
+            .subquery()
+        )
+        row = session.execute(
+            update(Job)
+            .where(Job.id == old.c.id)
+            .values(**values)
+            .returning(Job, old.c.released)
+            .execution_options(synchronize_session=False)
+        ).first()
+        if row is not None:
+            job, released = row
+            settle(session, claim.user_id, released=released, cost=outcome.cost_usd)
+            return Finished(job, was)
+    return None
 
 
 def lease_status(session: Session, job_id: uuid.UUID, token: uuid.UUID) -> str | None:

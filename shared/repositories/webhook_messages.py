@@ -41,7 +41,15 @@ def enqueue_job_events(
     transaction that made the jobs final; publish what it returns after the commit."""
     if not job_ids:
         return []
-    jobs = session.scalars(select(Job).where(Job.id.in_(job_ids))).all()
+    return enqueue_events_for(
+        session, session.scalars(select(Job).where(Job.id.in_(job_ids))).all(), base_url
+    )
+
+
+def enqueue_events_for(session: Session, jobs: Sequence[Job], base_url: str) -> list[Dispatch]:
+    """enqueue_job_events for job rows the caller already has, as the final write left them."""
+    if not jobs:
+        return []
     owners = {job.user_id for job in jobs}
     endpoints: dict[uuid.UUID, list[WebhookEndpoint]] = {owner: [] for owner in owners}
     for endpoint in session.scalars(

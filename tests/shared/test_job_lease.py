@@ -74,7 +74,8 @@ def test_final_write_is_fenced_by_the_lease(make_account: Callable[[str], Accoun
     with transaction() as session:
         assert finish_job(session, stale, SUCCESS) is None
     with transaction() as session:
-        assert finish_job(session, fresh, SUCCESS) == JobStatus.RUNNING
+        finished = finish_job(session, fresh, SUCCESS)
+        assert finished is not None and finished.was == JobStatus.RUNNING
     with transaction() as session:
         assert finish_job(session, fresh, SUCCESS) is None
         job = session.scalars(select(Job).where(Job.id == job_id)).one()

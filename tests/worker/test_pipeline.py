@@ -29,12 +29,16 @@ class RecordingSink:
     def __init__(self) -> None:
         self.saved: list[AttemptResult] = []
         self.cancel = False
+        self.cancel_once_saved = False
+        self.asked = 0
 
     def save(self, attempt: AttemptResult) -> bool:
         self.saved.append(attempt)
+        self.cancel = self.cancel or self.cancel_once_saved
         return True
 
     def cancelled(self) -> bool:
+        self.asked += 1
         return self.cancel
 
 
@@ -186,8 +190,20 @@ def test_cache_serves_a_repeat_at_zero_cost(sim: str, clean: Services) -> None:
     assert requests.get(f"{sim}/sim/stats", timeout=5).json()["total_requests"] == 1
 
 
-def test_cancelled_job_is_abandoned_before_calling(sim: str, clean: Services) -> None:
-    """A job cancelled meanwhile makes no call."""
+def test_cancelled_job_is_abandoned_before_its_next_call(sim: str, clean: Services) -> None:
+    """A job cancelled after a failed attempt makes no further call; a cancellation is not
+    looked for before the first call (the claim has just found the job running)."""
+    _faults(sim, {"model": "gpt-4o-mini", "kind": "server_error"})
     sink = RecordingSink()
-    sink.cancel = True
+    sink.cancel_once_saved = True
     assert run_chain(_spec(("gpt-4o-mini",)), _policies(clean), sink).abandoned
+    assert len(sink.saved) == 1
+    assert requests.get(f"{sim}/sim/stats", timeout=5).json()["total_requests"] == 1
+
+
+def test_the_first_call_asks_nothing_about_cancellation(sim: str, clean: Services) -> None:
+    """A job that succeeds at its first call costs no cancellation query."""
+    sink = RecordingSink()
+    outcome = run_chain(_spec(("gpt-4o-mini",)), _policies(clean), sink)
+    assert outcome.final is not None and outcome.final.response is not None
+    assert sink.asked == 0

@@ -26,7 +26,7 @@ from shared.repositories.job_leases import (
     lease_status,
     requeue_job,
 )
-from shared.repositories.webhook_messages import enqueue_job_events
+from shared.repositories.webhook_messages import enqueue_events_for
 from shared.settings import get_settings
 from worker.attempt import AttemptResult
 from worker.celery_app import app
@@ -183,15 +183,15 @@ def _finish(claim: Claim, final: AttemptResult | None, error: dict[str, Any] | N
 
     def commit() -> list[tuple[str, int]] | None:
         with transaction() as session:
-            written = finish_job(session, claim, outcome)
-            if written is None:
+            finished = finish_job(session, claim, outcome)
+            if finished is None:
                 return None
             if record is not None:
                 record_attempt(session, job_id=claim.job_id, user_id=claim.user_id, attempt=record)
             # A job cancelled while it ran announced itself when it was cancelled.
-            if written != JobStatus.RUNNING:
+            if finished.was != JobStatus.RUNNING:
                 return []
-            return enqueue_job_events(session, [claim.job_id], settings.public_base_url)
+            return enqueue_events_for(session, [finished.job], settings.public_base_url)
 
     # The provider's answer is in hand: a database blip must not cost a second call.
     webhooks = _while_leased(claim, commit, "finish")
