@@ -74,6 +74,24 @@ def get_session_factory() -> sessionmaker[Session]:
     return sessionmaker(bind=get_engine(), expire_on_commit=False)
 
 
+@lru_cache(maxsize=1)
+def get_autocommit_session_factory() -> sessionmaker[Session]:
+    # The same pool: psycopg switches a connection to autocommit and back without a round trip.
+    autocommit = get_engine().execution_options(isolation_level="AUTOCOMMIT")
+    return sessionmaker(bind=autocommit, expire_on_commit=False)
+
+
+@contextmanager
+def one_statement() -> Iterator[Session]:
+    """A session for a unit of work that is a single statement (atomic by itself): it commits
+    as it runs, without the BEGIN and COMMIT round trips of a transaction."""
+    session = get_autocommit_session_factory()()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
 @contextmanager
 def transaction() -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any exception."""

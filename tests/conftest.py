@@ -21,8 +21,9 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from devstack.embedded import start_embedded
 from devstack.stack import ROOT, migrate
-from shared.db import get_engine, get_session_factory
+from shared.db import get_autocommit_session_factory, get_engine, get_session_factory
 from shared.models import Base
+from shared.queueing import bulk_producer_app, producer_app
 from shared.redis_client import get_redis
 from shared.settings import get_settings, normalize_database_url
 from sim.app import FAULTS_EXTENSION
@@ -46,8 +47,21 @@ def _recreate_database(database_url: str) -> None:
         conn.execute(f'CREATE DATABASE "{name}"')
 
 
-def _clear_caches() -> None:
-    for cached in (get_settings, get_engine, get_session_factory, get_redis):
+def clear_process_caches() -> None:
+    """Forget this process's settings and everything built from them (engine, sessions, Redis
+    client, producers), so the next use follows the environment as it is now."""
+    engine = get_engine() if get_engine.cache_info().currsize else None
+    if engine is not None:
+        engine.dispose()
+    for cached in (
+        get_settings,
+        get_engine,
+        get_session_factory,
+        get_autocommit_session_factory,
+        get_redis,
+        producer_app,
+        bulk_producer_app,
+    ):
         cached.cache_clear()
 
 
@@ -67,7 +81,7 @@ def services() -> Iterator[Services]:
     os.environ["DATABASE_URL"] = database_url
     os.environ["REDIS_URL"] = redis_url
     os.environ["LOG_JSON"] = "true"
-    _clear_caches()
+    clear_process_caches()
     yield Services(database_url=database_url, redis_url=redis_url)
     get_engine().dispose()
     if embedded is not None:

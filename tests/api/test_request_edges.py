@@ -12,11 +12,10 @@ import pytest
 from flask.testing import FlaskClient
 
 from api.schemas_fields import MAX_METADATA_DEPTH
-from shared.db import get_engine, get_session_factory
 from shared.redis_client import get_redis
 from shared.settings import get_settings
 from tests.api.job_helpers import VALID, auth, error_of
-from tests.conftest import Account
+from tests.conftest import Account, clear_process_caches
 
 
 @pytest.mark.parametrize(
@@ -84,13 +83,10 @@ def unreachable(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """This process's settings point at a PostgreSQL and a Redis nobody listens on."""
     monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:1/promptq")
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
-    caches = (get_settings, get_engine, get_session_factory, get_redis)
-    for cached in caches:
-        cached.cache_clear()
+    clear_process_caches()
     yield
     monkeypatch.undo()
-    for cached in caches:
-        cached.cache_clear()
+    clear_process_caches()
 
 
 def test_a_database_that_is_away_is_503_with_retry_after(

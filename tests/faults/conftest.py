@@ -9,11 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.db import get_engine, get_session_factory
-from shared.queueing import bulk_producer_app, producer_app
-from shared.redis_client import get_redis
-from shared.settings import get_settings, normalize_database_url
-from tests.conftest import Services
+from shared.settings import normalize_database_url
+from tests.conftest import Services, clear_process_caches
 from tests.faults.servers import (
     DedicatedPostgres,
     DedicatedRedis,
@@ -40,21 +37,6 @@ FAST_ENV: dict[str, str] = {
 }
 
 MakeStack = Callable[..., RunningStack]
-
-
-def clear_process_caches() -> None:
-    engine = get_engine() if get_engine.cache_info().currsize else None
-    if engine is not None:
-        engine.dispose()
-    for cached in (
-        get_settings,
-        get_engine,
-        get_session_factory,
-        get_redis,
-        producer_app,
-        bulk_producer_app,
-    ):
-        cached.cache_clear()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from shared import outbox
-from shared.db import transaction
+from shared.db import one_statement, transaction
 from shared.logging import get_logger
 from shared.models import JobStatus
 from shared.pricing import model_chain
@@ -90,7 +90,7 @@ def _while_leased(claim: Claim, operation: Callable[[], T], what: str) -> T:
 
 
 def _claim(job_id: uuid.UUID, lease_s: int) -> Claim | None:
-    with transaction() as session:
+    with one_statement() as session:
         return claim_job(session, job_id, lease_s)
 
 
