@@ -3,9 +3,10 @@ committed, published jobs.
 
 1. Screen in one Redis round trip (api/screening.py): queue depth, the key's rate limits, and
    the outbox marks of the new jobs' ids (chosen here, before any row exists).
-2. One transaction: the INSERTs, then the budget hold as the last statement before COMMIT
+2. One transaction: the INSERTs and the budget hold, the hold last before COMMIT
    (shared/repositories/budgets.py), so no lock is held longer than that statement and the
-   commit. An Idempotency-Key repeat finds its first job through the unique index instead.
+   commit. A single job is one statement (the hold and the INSERT from it): BEGIN, that,
+   COMMIT. An Idempotency-Key repeat finds its first job through the unique index instead.
 3. Push the messages (the outbox order: the rows are durable before any worker hears of them).
 
 Whatever refuses or fails after step 1 drops the marks again (the sweeper would otherwise trust
@@ -31,7 +32,7 @@ from shared.logging import get_logger
 from shared.models import Batch, Job
 from shared.repositories.batches import create_batch
 from shared.repositories.budgets import refusal, reserve
-from shared.repositories.jobs import find_by_idempotency_key, insert_job
+from shared.repositories.jobs import find_by_idempotency_key, insert_held_job
 
 T = TypeVar("T")
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -62,20 +63,28 @@ class _Replay:
     job: Job
 
 
+class _Refused:
+    """The budget hold did not fit."""
+
+
 def _admit(
-    key: CallerKey, jobs: Sequence[NewJob], insert: Callable[[Session], T | _Replay]
+    key: CallerKey,
+    jobs: Sequence[NewJob],
+    write: Callable[[Session, Decimal], T | _Replay | _Refused],
 ) -> T | _Replay:
+    """Screen, then `write(session, amount)`: the rows and the hold of `amount` in one
+    transaction, the hold last; commit and push, or roll back and drop the marks."""
     ids = [job.id for job in jobs]
     screening.screen(key, sum(job.tokens for job in jobs), ids)
+    amount = sum((job.reserved_usd for job in jobs), Decimal(0))
     session = db()
     try:
-        written = retry_if_stale(session, lambda: insert(session))
+        written = retry_if_stale(session, lambda: write(session, amount))
         if isinstance(written, _Replay):
             session.rollback()
             outbox.forget(ids)
             return written
-        amount = sum((job.reserved_usd for job in jobs), Decimal(0))
-        if not reserve(session, key.user_id, amount):
+        if isinstance(written, _Refused):
             session.rollback()
             raise refusal(session, key.user_id, amount)
         session.commit()
@@ -97,18 +106,22 @@ def _forget_marks(ids: list[str]) -> None:
 
 def admit_job(key: CallerKey, job: NewJob, idempotency: Idempotency | None) -> tuple[Job, bool]:
     """The admitted job, and whether it is new (False: the first job of a repeated
-    Idempotency-Key, returned as it is now)."""
+    Idempotency-Key, returned as it is now). One statement writes the row and its hold."""
 
-    def insert(session: Session) -> Job | _Replay:
+    def write(session: Session, amount: Decimal) -> Job | _Replay | _Refused:
         values = {**job.values, "user_id": key.user_id}
         if idempotency is not None:
             values |= {"idempotency_key": idempotency.key, "request_hash": idempotency.request_hash}
-        inserted = insert_job(session, values)
+        inserted = insert_held_job(session, values, amount)
         if inserted is not None:
             return inserted
-        assert idempotency is not None  # only the idempotency index can refuse the row
+        # No row: the key was used before (ON CONFLICT waited for that transaction), or the
+        # hold did not fit. A repeat returns its first job whatever the budget says now.
+        if idempotency is None:
+            return _Refused()
         earlier = find_by_idempotency_key(session, key.user_id, idempotency.key)
-        assert earlier is not None  # the conflicting row is committed: ON CONFLICT waited
+        if earlier is None:
+            return _Refused()
         if earlier.request_hash != idempotency.request_hash:
             raise IdempotencyConflictError(
                 f"{IDEMPOTENCY_HEADER} {idempotency.key!r} was already used for job "
@@ -117,7 +130,7 @@ def admit_job(key: CallerKey, job: NewJob, idempotency: Idempotency | None) -> t
             )
         return _Replay(earlier)
 
-    written = _admit(key, [job], insert)
+    written = _admit(key, [job], write)
     if isinstance(written, _Replay):
         return written.job, False
     log.info("job.accepted", job_id=job.id, user_id=str(key.user_id), model=written.model)
@@ -127,12 +140,13 @@ def admit_job(key: CallerKey, job: NewJob, idempotency: Idempotency | None) -> t
 def admit_batch(key: CallerKey, jobs: Sequence[NewJob], meta: dict[str, Any]) -> Batch:
     """The admitted batch: all of `jobs` or, on any refusal, none."""
 
-    def insert(session: Session) -> Batch:
-        return create_batch(
+    def write(session: Session, amount: Decimal) -> Batch | _Refused:
+        batch = create_batch(
             session, user_id=key.user_id, meta=meta, jobs=[job.values for job in jobs]
         )
+        return batch if reserve(session, key.user_id, amount) else _Refused()
 
-    batch = _admit(key, jobs, insert)
+    batch = _admit(key, jobs, write)
     assert isinstance(batch, Batch)
     log.info("batch.accepted", batch_id=str(batch.id), user_id=str(key.user_id), jobs=len(jobs))
     return batch

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import Date, case, cast, func, select, update
+from sqlalchemy import Date, Update, case, cast, func, select, update
 from sqlalchemy.orm import Session
 
 from shared.errors import BudgetExceededError
@@ -42,10 +42,10 @@ def open_counter(session: Session, user_id: uuid.UUID) -> None:
     session.flush()
 
 
-def reserve(session: Session, user_id: uuid.UUID, amount: Decimal) -> bool:
-    """Hold `amount` for the user if it fits under both budgets; False (nothing held) if not.
-    Run it as the transaction's last statement before COMMIT: the counter row stays locked
-    until the transaction ends."""
+def hold(user_id: uuid.UUID, amount: Decimal) -> Update:
+    """The conditional UPDATE that holds `amount` for the user if it fits under both budgets,
+    RETURNING the user id (no row: it does not fit). Whatever runs it must be the transaction's
+    last statement before COMMIT: the counter row stays locked until the transaction ends."""
     fits = (
         (User.daily_budget_usd.is_(None))
         | (_DAY_SPENT + SpendCounter.held_usd + amount <= User.daily_budget_usd)
@@ -53,12 +53,18 @@ def reserve(session: Session, user_id: uuid.UUID, amount: Decimal) -> bool:
         (User.monthly_budget_usd.is_(None))
         | (_MONTH_SPENT + SpendCounter.held_usd + amount <= User.monthly_budget_usd)
     )
-    held = session.execute(
+    return (
         update(SpendCounter)
         .where(SpendCounter.user_id == user_id, User.id == SpendCounter.user_id, fits)
         .values(held_usd=SpendCounter.held_usd + amount)
         .returning(SpendCounter.user_id)
-        .execution_options(synchronize_session=False)
+    )
+
+
+def reserve(session: Session, user_id: uuid.UUID, amount: Decimal) -> bool:
+    """Hold `amount` for the user if it fits under both budgets; False (nothing held) if not."""
+    held = session.execute(
+        hold(user_id, amount).execution_options(synchronize_session=False)
     ).first()
     return held is not None
 

@@ -9,19 +9,37 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, func, literal, select, tuple_
+from sqlalchemy import Select, func, inspect, literal, null, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from shared.errors import JobNotCancellableError, NotFoundError
 from shared.models import Job, JobAttempt, JobStatus
-from shared.repositories.budgets import release
+from shared.repositories.budgets import hold, release
 
 
-def insert_job(session: Session, values: dict[str, Any]) -> Job | None:
-    """INSERT one queued job (Job attribute values, its id among them) and return the row as
-    written, in one statement; None when the user already has a job with its Idempotency-Key."""
-    statement = insert(Job).values(**values, status=JobStatus.QUEUED).returning(Job)
+def insert_held_job(session: Session, values: dict[str, Any], amount: Decimal) -> Job | None:
+    """INSERT one queued job (Job attribute values; a new id unless one is given), holding its
+    worst case `amount` against the user's budgets in the same statement (a data-modifying
+    WITH: the hold, then the INSERT from its row), and return the row as written. None when the hold
+    does not fit or the user already has a job with its Idempotency-Key; the caller tells the
+    two apart and rolls back, since the hold may have been made."""
+    held = hold(values["user_id"], amount).cte("held")
+    row = {"id": uuid.uuid4(), **values, "status": JobStatus.QUEUED}
+    attributes = inspect(Job).attrs
+    columns = [attributes[name].columns[0] for name in row]
+    # An INSERT from a SELECT gets no column defaults from SQLAlchemy: add the constant ones.
+    for column in Job.__table__.columns:
+        if column not in columns and column.default is not None and column.default.is_scalar:
+            columns.append(column)
+            row[column.key] = column.default.arg
+    chosen = select(
+        *(
+            null() if value is None else literal(value, type_=column.type)
+            for value, column in zip(row.values(), columns, strict=True)
+        )
+    ).select_from(held)
+    statement = insert(Job).from_select(columns, chosen).add_cte(held).returning(Job)
     if values.get("idempotency_key") is not None:
         # A concurrent first use of the key makes this wait for that transaction's outcome.
         statement = statement.on_conflict_do_nothing(

@@ -4,12 +4,13 @@ the way the API does it (commit, then publish through the outbox) when hundreds 
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 from typing import Any
 
 from shared import outbox
 from shared.db import transaction
 from shared.repositories.api_keys import issue_key
-from shared.repositories.jobs import insert_job
+from shared.repositories.jobs import insert_held_job
 from shared.repositories.users import create_user
 from tests.conftest import Account
 from tests.support.stack import RunningStack
@@ -46,7 +47,7 @@ def insert_jobs(
     """Commit `count` queued jobs in one transaction, then publish them in one batch."""
     with transaction() as session:
         jobs = [
-            insert_job(
+            insert_held_job(
                 session,
                 dict(
                     user_id=uuid.UUID(account.user_id),
@@ -60,6 +61,7 @@ def insert_jobs(
                     fallbacks=[],
                     meta={},
                 ),
+                Decimal(0),
             )
             for n in range(count)
         ]

@@ -11,7 +11,7 @@ from sqlalchemy import select, text, update
 from shared.db import transaction
 from shared.models import Job, JobStatus
 from shared.repositories.job_leases import Claim, Outcome, claim_job, finish_job
-from shared.repositories.jobs import insert_job
+from shared.repositories.jobs import insert_held_job
 from tests.conftest import Account
 
 SUCCESS = Outcome(
@@ -26,7 +26,7 @@ SUCCESS = Outcome(
 
 def _queued_job(account: Account) -> uuid.UUID:
     with transaction() as session:
-        job = insert_job(
+        job = insert_held_job(
             session,
             dict(
                 user_id=uuid.UUID(account.user_id),
@@ -36,6 +36,7 @@ def _queued_job(account: Account) -> uuid.UUID:
                 fallbacks=[],
                 meta={},
             ),
+            Decimal(0),
         )
     return job.id
 

@@ -27,7 +27,7 @@ from shared.models import (
     WebhookEndpoint,
     WebhookMessage,
 )
-from shared.repositories.jobs import insert_job
+from shared.repositories.jobs import insert_held_job
 from shared.repositories.users import rotate_callback_secret
 from shared.repositories.webhook_endpoints import create_endpoint, rotate_secret
 from shared.repositories.webhook_messages import (
@@ -73,7 +73,7 @@ def endpoint_for(
 def job_in(user_id: uuid.UUID, status: JobStatus, callback_url: str | None = None) -> uuid.UUID:
     """A job already in `status`, with a result, usage and cost when it succeeded."""
     with transaction() as session:
-        job = insert_job(
+        job = insert_held_job(
             session,
             dict(
                 user_id=user_id,
@@ -85,6 +85,7 @@ def job_in(user_id: uuid.UUID, status: JobStatus, callback_url: str | None = Non
                 callback_url=callback_url,
                 max_cost_usd=Decimal("0.25"),
             ),
+            Decimal(0),
         )
         job.status = status
         if status != JobStatus.QUEUED:
