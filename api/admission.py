@@ -82,7 +82,7 @@ def _admit(
         written = retry_if_stale(session, lambda: write(session, amount))
         if isinstance(written, _Replay):
             session.rollback()
-            outbox.forget(ids)
+            _forget_marks(ids)
             return written
         if isinstance(written, _Refused):
             session.rollback()

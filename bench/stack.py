@@ -29,7 +29,14 @@ from bench.services import (
     redis_server,
 )
 from devstack.processes import BIN, ManagedProcess, free_port, http_ok, wait_until
-from devstack.stack import ROOT, api_process, beat_process, sim_process, worker_process
+from devstack.stack import (
+    ROOT,
+    api_process,
+    beat_process,
+    sim_process,
+    simulator_env,
+    worker_process,
+)
 
 ADMIN_KEY = "bench-admin-key"
 CALL_CAP = 1000
@@ -45,10 +52,7 @@ def promptq_env(database_url: str, redis_url: str, sim_url: str, api_port: int) 
     return {
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
-        "OPENAI_BASE_URL": f"{sim_url}/v1",
-        "OPENAI_API_KEY": "sk-sim",
-        "ANTHROPIC_BASE_URL": sim_url,
-        "ANTHROPIC_API_KEY": "sk-ant-sim",
+        **simulator_env(sim_url),
         "ADMIN_API_KEY": ADMIN_KEY,
         "LOG_JSON": "true",
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{api_port}",

@@ -25,6 +25,7 @@ from devstack.stack import (
     flower_process,
     migrate,
     sim_process,
+    simulator_env,
     worker_process,
 )
 from shared.queueing import WEBHOOK_QUEUE
@@ -85,12 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 
         if not (os.environ.get("OPENAI_API_KEY") or os.environ.get("ANTHROPIC_API_KEY")):
             sim_url = f"http://127.0.0.1:{args.sim_port}"
-            env |= {
-                "OPENAI_BASE_URL": f"{sim_url}/v1",
-                "OPENAI_API_KEY": "sk-sim",
-                "ANTHROPIC_BASE_URL": sim_url,
-                "ANTHROPIC_API_KEY": "sk-ant-sim",
-            }
+            env |= simulator_env(sim_url)
             processes.append(sim_process(args.sim_port, log_dir).start())
         api = f"http://127.0.0.1:{args.api_port}"
         env["PUBLIC_BASE_URL"] = api

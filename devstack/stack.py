@@ -22,6 +22,16 @@ def migrate(database_url: str) -> None:
     command.upgrade(config, "head")
 
 
+def simulator_env(sim_url: str) -> dict[str, str]:
+    """Both providers' SDKs pointed at the simulator at `sim_url`."""
+    return {
+        "OPENAI_BASE_URL": f"{sim_url}/v1",
+        "OPENAI_API_KEY": "sk-sim",
+        "ANTHROPIC_BASE_URL": sim_url,
+        "ANTHROPIC_API_KEY": "sk-ant-sim",
+    }
+
+
 def sim_process(
     port: int, log_dir: Path, latency_ms: float = 0.0, hang_s: float | None = None
 ) -> ManagedProcess:

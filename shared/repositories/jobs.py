@@ -17,6 +17,15 @@ from shared.errors import JobNotCancellableError, NotFoundError
 from shared.models import Job, JobAttempt, JobStatus
 from shared.repositories.budgets import hold, release
 
+# Job attribute name -> column (`meta` is the column `metadata`), and the columns whose default
+# is a constant, worked out once rather than per admission.
+_COLUMN_OF = {name: attribute.columns[0] for name, attribute in inspect(Job).column_attrs.items()}
+_CONSTANT_DEFAULTS = [
+    (column, column.default.arg)
+    for column in Job.__table__.columns
+    if column.default is not None and column.default.is_scalar
+]
+
 
 def insert_held_job(session: Session, values: dict[str, Any], amount: Decimal) -> Job | None:
     """INSERT one queued job (Job attribute values; a new id unless one is given), holding its
@@ -26,13 +35,12 @@ def insert_held_job(session: Session, values: dict[str, Any], amount: Decimal) -
     two apart and rolls back, since the hold may have been made."""
     held = hold(values["user_id"], amount).cte("held")
     row = {"id": uuid.uuid4(), **values, "status": JobStatus.QUEUED}
-    attributes = inspect(Job).attrs
-    columns = [attributes[name].columns[0] for name in row]
+    columns = [_COLUMN_OF[name] for name in row]
     # An INSERT from a SELECT gets no column defaults from SQLAlchemy: add the constant ones.
-    for column in Job.__table__.columns:
-        if column not in columns and column.default is not None and column.default.is_scalar:
+    for column, default in _CONSTANT_DEFAULTS:
+        if column not in columns:
             columns.append(column)
-            row[column.key] = column.default.arg
+            row[column.key] = default
     chosen = select(
         *(
             null() if value is None else literal(value, type_=column.type)

@@ -12,7 +12,7 @@ from typing import Any
 import requests
 
 from devstack.processes import BIN, ManagedProcess, free_port, http_ok, wait_until
-from devstack.stack import api_process, beat_process, sim_process, worker_process
+from devstack.stack import api_process, beat_process, sim_process, simulator_env, worker_process
 from shared.models import FINAL_STATUSES
 from shared.queueing import WEBHOOK_QUEUE
 
@@ -131,10 +131,7 @@ def start_stack(
     env = {
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
-        "OPENAI_BASE_URL": f"{sim_url}/v1",
-        "OPENAI_API_KEY": "sk-sim",
-        "ANTHROPIC_BASE_URL": sim_url,
-        "ANTHROPIC_API_KEY": "sk-ant-sim",
+        **simulator_env(sim_url),
         "LOG_JSON": "true",
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{api_port}",
         **(extra_env or {}),
