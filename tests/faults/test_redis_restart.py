@@ -15,6 +15,8 @@ from tests.faults.seeding import create_account, insert_jobs, submit
 from tests.faults.servers import DedicatedRedis
 
 pytestmark = pytest.mark.e2e
+GRACE_S = 600.0
+DEADLINE_S = 120.0
 
 
 def test_queued_jobs_survive_redis_losing_its_data(
@@ -27,8 +29,9 @@ def test_queued_jobs_survive_redis_losing_its_data(
         workers=1,
         concurrency=8,
         redis_url=dedicated_redis.url,
-        # A grace longer than the deadline: only noticing the loss can republish in time.
-        env={"PROVIDER_TIMEOUT_S": "10", "REQUEUE_GRACE_S": "30"},
+        # A grace far longer than the deadline: only noticing the loss can republish in time.
+        # The deadline is the time one slow worker needs for 500 jobs, not a heal budget.
+        env={"PROVIDER_TIMEOUT_S": "10", "REQUEUE_GRACE_S": str(GRACE_S)},
     )
     # Slow calls keep almost all of the 500 waiting in the broker when Redis goes.
     stack.set_faults({"model": "*", "latency_ms": 3000})
@@ -52,6 +55,6 @@ def test_queued_jobs_survive_redis_losing_its_data(
     stack.clear_faults()
 
     # Redis' loss is noticed at the next sweep, not after the requeue grace.
-    wait_all_final(ids, timeout=15 - (time.monotonic() - restarted))
+    wait_all_final(ids, timeout=DEADLINE_S - (time.monotonic() - restarted))
     assert assert_settled(ids) == {"succeeded": len(ids)}
     assert stack.processes["worker"].alive() and stack.processes["beat"].alive()
