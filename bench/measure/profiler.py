@@ -1,6 +1,6 @@
 """py-spy profiles of a process tree during a window: a flame graph and a top-frames table.
 
-py-spy samples without stopping the target (--nonblocking), following children (gunicorn's
+py-spy samples the threads holding the GIL without stopping the target (--nonblocking), following children (gunicorn's
 workers). One recorder writes the SVG, a second the raw collapsed stacks that top_frames() turns
 into text, since py-spy writes one format per run. A process of 200 threads takes py-spy far
 longer to sample than one of 8, so the caller picks the rate (py-spy says in its log when it
@@ -24,7 +24,10 @@ _LINE_NUMBER = re.compile(r":\d+\)$")
 
 
 def _recorder(pid: int, output: Path, fmt: str, log: Path, rate_hz: int) -> subprocess.Popen[bytes]:
+    # --gil: only the thread holding the GIL is sampled, so the profile shows where the CPU of a
+    # GIL-bound process goes rather than which of its 200 threads are waiting on a socket.
     argv = [str(BIN / "py-spy"), "record", "--pid", str(pid), "--subprocesses", "--nonblocking"]
+    argv += ["--gil"]
     argv += ["--rate", str(rate_hz), "--format", fmt, "--output", str(output)]
     with log.open("ab") as sink:
         return subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT)
