@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
@@ -35,6 +36,25 @@ class AttemptRecord:
         return not self.cached and (self.input_tokens > 0 or self.output_tokens > 0)
 
 
+def attempt_row(attempt: AttemptRecord) -> dict[str, Any]:
+    """The attempt's columns other than its id, job and number."""
+    return {
+        "provider": attempt.provider,
+        "model": attempt.model,
+        "outcome": attempt.outcome,
+        "error_code": attempt.error_code,
+        "error_message": (attempt.error_message or "")[:2000] or None,
+        "latency_ms": attempt.latency_ms,
+        "input_tokens": attempt.input_tokens,
+        "output_tokens": attempt.output_tokens,
+        "cost_usd": attempt.cost_usd,
+        "started_at": attempt.started_at,
+        "finished_at": attempt.finished_at,
+        "backoff_ms": attempt.backoff_ms,
+        "cached": attempt.cached,
+    }
+
+
 def record_attempt(
     session: Session, *, job_id: uuid.UUID, user_id: uuid.UUID, attempt: AttemptRecord
 ) -> None:
@@ -48,22 +68,7 @@ def record_attempt(
     )
     session.execute(
         insert(JobAttempt).values(
-            id=attempt_id,
-            job_id=job_id,
-            number=number,
-            provider=attempt.provider,
-            model=attempt.model,
-            outcome=attempt.outcome,
-            error_code=attempt.error_code,
-            error_message=(attempt.error_message or "")[:2000] or None,
-            latency_ms=attempt.latency_ms,
-            input_tokens=attempt.input_tokens,
-            output_tokens=attempt.output_tokens,
-            cost_usd=attempt.cost_usd,
-            started_at=attempt.started_at,
-            finished_at=attempt.finished_at,
-            backoff_ms=attempt.backoff_ms,
-            cached=attempt.cached,
+            id=attempt_id, job_id=job_id, number=number, **attempt_row(attempt)
         )
     )
     if attempt.billed:

@@ -19,8 +19,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import Date, Update, case, cast, func, select, update
+from sqlalchemy import ColumnElement, Date, Update, case, cast, func, select, update
 from sqlalchemy.orm import Session
 
 from shared.errors import BudgetExceededError
@@ -79,15 +80,20 @@ def settle(
     session.execute(
         update(SpendCounter)
         .where(SpendCounter.user_id == user_id)
-        .values(
-            held_usd=SpendCounter.held_usd - released,
-            day_spent_usd=_DAY_SPENT + cost,
-            day=_TODAY,
-            month_spent_usd=_MONTH_SPENT + cost,
-            month=_THIS_MONTH,
-        )
+        .values(held_usd=SpendCounter.held_usd - released, **spent_plus(cost))
         .execution_options(synchronize_session=False)
     )
+
+
+def spent_plus(cost: Decimal | ColumnElement[Decimal]) -> dict[str, ColumnElement[Any]]:
+    """The counter columns that bill `cost` to today and this month, starting either afresh
+    when the UTC day or month has turned since the counter last moved."""
+    return {
+        "day_spent_usd": _DAY_SPENT + cost,
+        "day": _TODAY,
+        "month_spent_usd": _MONTH_SPENT + cost,
+        "month": _THIS_MONTH,
+    }
 
 
 def release(session: Session, holds: Iterable[tuple[uuid.UUID, Decimal]]) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import openai
+from openai.types.chat import ChatCompletion
 
 from worker.providers.base import (
     ContentFilteredError,
@@ -39,11 +42,12 @@ class OpenAIProvider:
         if self._client is None:
             raise ProviderAuthError("promptq has no OPENAI_API_KEY configured.")
         try:
-            completion = self._client.chat.completions.create(
-                model=request.model,
-                messages=[{"role": m.role, "content": m.content} for m in request.messages],
-                max_completion_tokens=request.max_tokens,
-                **({} if request.temperature is None else {"temperature": request.temperature}),
+            # The client's own POST rather than chat.completions.create: create() runs its typed
+            # parameter transform over this plain JSON body, which changes nothing on the wire and
+            # was a sixth of a completed job's worker CPU. Request building, HTTP, errors and the
+            # typed ChatCompletion answer are the SDK's as ever.
+            completion = self._client.post(
+                "/chat/completions", body=_body(request), cast_to=ChatCompletion
             )
         except Exception as exc:
             raise translate_sdk_error(exc, _ERRORS) from exc
@@ -59,3 +63,14 @@ class OpenAIProvider:
             output_tokens=completion.usage.completion_tokens,
             model=completion.model,
         )
+
+
+def _body(request: ProviderRequest) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": request.model,
+        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+        "max_completion_tokens": request.max_tokens,
+    }
+    if request.temperature is not None:
+        body["temperature"] = request.temperature
+    return body

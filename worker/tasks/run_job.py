@@ -17,6 +17,7 @@ from shared.models import JobStatus
 from shared.pricing import model_chain
 from shared.queueing import RUN_JOB_TASK
 from shared.repositories.attempts import AttemptRecord, record_attempt
+from shared.repositories.final_write import finish_unwatched
 from shared.repositories.job_leases import (
     Claim,
     Outcome,
@@ -158,7 +159,8 @@ def _error(outcome: ChainOutcome) -> dict[str, Any] | None:
 
 
 def _finish(claim: Claim, final: AttemptResult | None, error: dict[str, Any] | None) -> None:
-    """One transaction: the final attempt and its usage, the job's final state, the settlement."""
+    """One transaction: the final attempt and its usage, the job's final state, the settlement,
+    and the webhook messages; one statement when no webhook waits on the job."""
     record = _record(final) if final is not None else None
     response = final.response if final is not None and error is None else None
     charged = record if record is not None and record.billed else None
@@ -182,6 +184,10 @@ def _finish(claim: Claim, final: AttemptResult | None, error: dict[str, Any] | N
     settings = get_settings()
 
     def commit() -> list[tuple[str, int]] | None:
+        if record is not None and not claim.watched:
+            with one_statement() as session:
+                if finish_unwatched(session, claim, outcome, record):
+                    return []
         with transaction() as session:
             finished = finish_job(session, claim, outcome)
             if finished is None:

@@ -1,0 +1,146 @@
+"""A job's final write as one autocommitted statement, for the usual case: the worker still holds
+the lease, the job is still running, and no webhook waits on it (no callback URL, no enabled
+endpoint of its owner).
+
+Its data-modifying CTEs lock and finish the job, settle the owner's spend counters, and add the
+final attempt and its usage row; PostgreSQL runs them as one atomic statement, so one round trip
+does what a transaction of six did. When any condition fails it writes nothing and the caller
+takes the full path (`job_leases.finish_job`), which also writes the webhook messages in the
+same transaction. An endpoint registered while the statement runs is either in its snapshot
+(the full path sees it too) or committed after the job's final state, like one registered later.
+
+The statement is built once, with bind parameters, and executed on the Core connection: the
+ORM's per-statement construction was a fifth of a completed job's worker CPU.
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from sqlalchemy import Boolean, Integer, Select, bindparam, exists, func, insert, select, update
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Session
+from sqlalchemy.types import String, Uuid
+
+from shared.models import Job, JobAttempt, JobStatus, SpendCounter, UsageRecord, WebhookEndpoint
+from shared.models.base import Money
+from shared.repositories.attempts import AttemptRecord, attempt_row
+from shared.repositories.budgets import spent_plus
+from shared.repositories.job_leases import Claim, Outcome
+
+_jobs = Job.__table__
+_attempts = JobAttempt.__table__
+_usage = UsageRecord.__table__
+_counters = SpendCounter.__table__
+_USAGE_COLUMNS = [
+    *("id", "user_id", "job_id", "attempt_id", "provider", "model"),
+    *("input_tokens", "output_tokens", "cost_usd"),
+]
+
+
+def _statement() -> Select[tuple[int]]:
+    held = (
+        select(_jobs.c.id, _jobs.c.user_id, _jobs.c.reserved_usd.label("released"))
+        .where(
+            _jobs.c.id == bindparam("job_id", type_=Uuid),
+            _jobs.c.lease_token == bindparam("token", type_=Uuid),
+            _jobs.c.status == JobStatus.RUNNING,
+            _jobs.c.callback_url.is_(None),
+            ~exists().where(
+                WebhookEndpoint.user_id == _jobs.c.user_id, WebhookEndpoint.enabled.is_(True)
+            ),
+        )
+        .with_for_update(of=_jobs)
+        .cte("held")
+    )
+    cost = bindparam("cost_usd", type_=Money)
+    done = (
+        update(_jobs)
+        .where(_jobs.c.id == held.c.id)
+        .values(
+            status=bindparam("status", type_=String),
+            result=bindparam("result", type_=JSONB(none_as_null=True)),
+            error=bindparam("error", type_=JSONB(none_as_null=True)),
+            finished_at=func.now(),
+            input_tokens=_jobs.c.input_tokens + bindparam("input_tokens", type_=Integer),
+            output_tokens=_jobs.c.output_tokens + bindparam("output_tokens", type_=Integer),
+            cost_usd=_jobs.c.cost_usd + cost,
+            reserved_usd=Decimal(0),
+            lease_token=None,
+            lease_expires_at=None,
+        )
+        .returning(_jobs.c.id, held.c.user_id, held.c.released)
+        .cte("done")
+    )
+    settled = (
+        update(_counters)
+        .where(_counters.c.user_id == done.c.user_id)
+        .values(held_usd=_counters.c.held_usd - done.c.released, **spent_plus(cost))
+        .cte("settled")
+    )
+    number = (
+        select(func.coalesce(func.max(_attempts.c.number), 0) + 1)
+        .where(_attempts.c.job_id == done.c.id)
+        .scalar_subquery()
+    )
+    attempt_columns = [c for c in _attempts.c if c.name not in ("id", "job_id", "number")]
+    attempt = (
+        insert(_attempts)
+        .from_select(
+            ["id", "job_id", "number", *(c.name for c in attempt_columns)],
+            select(
+                bindparam("attempt_id", type_=Uuid),
+                done.c.id,
+                number,
+                *(bindparam(f"a_{c.name}", type_=c.type) for c in attempt_columns),
+            ),
+        )
+        .cte("attempt")
+    )
+    usage = (
+        insert(_usage)
+        .from_select(
+            _USAGE_COLUMNS,
+            select(
+                bindparam("usage_id", type_=Uuid),
+                done.c.user_id,
+                done.c.id,
+                bindparam("attempt_id", type_=Uuid),
+                bindparam("a_provider", type_=String),
+                bindparam("a_model", type_=String),
+                bindparam("input_tokens", type_=Integer),
+                bindparam("output_tokens", type_=Integer),
+                cost,
+            ).where(bindparam("billed", type_=Boolean)),
+        )
+        .cte("usage")
+    )
+    return select(func.count()).select_from(done).add_cte(settled, attempt, usage)
+
+
+_FINISH = _statement()
+
+
+def finish_unwatched(
+    session: Session, claim: Claim, outcome: Outcome, attempt: AttemptRecord
+) -> bool:
+    """Write the final state, the final attempt and its charge at once if the job still runs
+    under this lease and no webhook waits on it; False (nothing written) otherwise. `session`
+    must be an autocommit one (shared.db.one_statement)."""
+    row = attempt_row(attempt)
+    params = {f"a_{name}": value for name, value in row.items()}
+    params.update(
+        job_id=claim.job_id,
+        token=claim.lease_token,
+        status=outcome.status,
+        result=outcome.result,
+        error=outcome.error,
+        input_tokens=outcome.input_tokens,
+        output_tokens=outcome.output_tokens,
+        cost_usd=outcome.cost_usd,
+        attempt_id=uuid.uuid4(),
+        usage_id=uuid.uuid4(),
+        billed=attempt.billed,
+    )
+    return session.connection().execute(_FINISH, params).scalar_one() == 1
