@@ -21,6 +21,7 @@ from api import create_app
 from devstack.processes import wait_until
 from shared.db import get_engine, get_session_factory, transaction
 from shared.models import (
+    Job,
     JobStatus,
     User,
     WebhookAttempt,
@@ -87,16 +88,20 @@ def job_in(user_id: uuid.UUID, status: JobStatus, callback_url: str | None = Non
             ),
             Decimal(0),
         )
-        job.status = status
+        assert job is not None
+        changes: dict[str, object] = {"status": status}
         if status != JobStatus.QUEUED:
-            job.started_at = func.now()
-            job.finished_at = func.now()
+            changes |= {"started_at": func.now(), "finished_at": func.now()}
         if status == JobStatus.SUCCEEDED:
-            job.result = {"content": "Hello ✓", "finish_reason": "stop", "cached": False}
-            job.input_tokens, job.output_tokens = 12, 5
-            job.cost_usd = Decimal("0.0000123")
+            changes |= {
+                "result": {"content": "Hello ✓", "finish_reason": "stop", "cached": False},
+                "input_tokens": 12,
+                "output_tokens": 5,
+                "cost_usd": Decimal("0.0000123"),
+            }
         elif status == JobStatus.FAILED:
-            job.error = {"code": "provider_error", "message": "upstream 500"}
+            changes["error"] = {"code": "provider_error", "message": "upstream 500"}
+        session.execute(update(Job).where(Job.id == job.id).values(**changes))
         return job.id
 
 
