@@ -4,10 +4,11 @@ endpoint of its owner).
 
 Its data-modifying CTEs lock and finish the job, settle the owner's spend counters, and add the
 final attempt and its usage row; PostgreSQL runs them as one atomic statement, so one round trip
-does what a transaction of six did. When any condition fails it writes nothing and the caller
-takes the full path (`job_leases.finish_job`), which also writes the webhook messages in the
-same transaction. An endpoint registered while the statement runs is either in its snapshot
-(the full path sees it too) or committed after the job's final state, like one registered later.
+does what took seven (BEGIN, five statements, COMMIT). When any condition fails it writes nothing
+and the caller takes the full path (`job_leases.finish_job`), which also writes the webhook
+messages in the same transaction. An endpoint registered while the statement runs is either in its
+snapshot (the full path sees it too) or committed after the job's final state, like one registered
+later.
 
 The statement is built once, with bind parameters, and executed on the Core connection: the
 ORM's per-statement construction was a fifth of a completed job's worker CPU.
