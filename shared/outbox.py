@@ -88,11 +88,6 @@ def push(jobs: Sequence[tuple[str, str]]) -> None:
             log.warning("outbox.unmark_failed", jobs=len(jobs))
 
 
-def claimed(job_id: uuid.UUID | str) -> None:
-    """The job's message was consumed; a later requeue must be published again."""
-    forget([job_id])
-
-
 def forget(job_ids: Sequence[uuid.UUID | str]) -> None:
     """These jobs have no live message (any more): the sweeper may publish them."""
     if job_ids:

@@ -6,7 +6,6 @@ webhook deliveries: a separate `celery -A worker.celery_app worker -Q webhooks` 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 from typing import Any
@@ -15,7 +14,6 @@ from celery import Celery
 from celery.signals import setup_logging, task_received, worker_shutdown, worker_shutting_down
 from kombu import Queue
 
-from shared import outbox
 from shared.logging import configure_logging, get_logger
 from shared.queueing import (
     DISPATCH_WEBHOOKS_TASK,
@@ -29,6 +27,7 @@ from shared.queueing import (
 from shared.settings import Settings, get_settings
 from worker.broker_transport import TRANSPORT
 from worker.lease_keeper import get_lease_keeper
+from worker.receipt_unmarks import get_receipt_unmarker
 
 log = get_logger(__name__)
 
@@ -100,10 +99,10 @@ def _unmark_received_job(request: Any = None, **_: Any) -> None:
     """A message this worker took no longer waits in the broker. Unmarked, the job is
     republished by the sweeper if it is still queued after the grace period, so a worker killed
     between receiving a message and claiming its job does not leave that job waiting for the
-    broker's visibility timeout (an hour by default). A duplicate message is harmless."""
+    broker's visibility timeout (an hour by default). A duplicate message is harmless. The
+    unmark is handed to a thread (worker/receipt_unmarks.py): this runs on the event loop."""
     if request is not None and request.name == RUN_JOB_TASK and request.args:
-        with contextlib.suppress(Exception):
-            outbox.claimed(request.args[0])
+        get_receipt_unmarker().received(request.args[0])
 
 
 @worker_shutting_down.connect

@@ -151,10 +151,11 @@ def run_chain(
                 return Outcome(requeue_at=datetime.now(UTC) + timedelta(seconds=1))
             try:
                 result = run_attempt(request)
-            finally:
+            except BaseException:
                 policies.permits.release(key, slot)
+                raise
             # Only provider-side trouble counts against the breaker; a 400 is a healthy answer.
-            policies.breaker.record(permit, success=not _is_fault(result.error))
+            policies.after_call(key, slot, permit, success=not _is_fault(result.error))
             result = replace(result, backoff_ms=backoff_ms)
             if result.response is not None:
                 try:

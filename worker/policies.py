@@ -9,7 +9,7 @@ import redis
 
 from shared.redis_client import get_redis
 from shared.settings import Settings, get_settings
-from worker.resilience.circuit_breaker import BreakerPolicy, CircuitBreaker
+from worker.resilience.circuit_breaker import BreakerPolicy, CircuitBreaker, Permit
 from worker.resilience.concurrency import ConcurrencyLimiter
 from worker.resilience.rate_limit import ProviderLimits, ProviderRateLimiter
 
@@ -21,6 +21,14 @@ class Policies:
     breaker: CircuitBreaker
     permits: ConcurrencyLimiter
     rate_limits: ProviderRateLimiter
+
+    def after_call(self, key: str, slot: str, permit: Permit, success: bool) -> None:
+        """Give the call's permit back and count its outcome against the breaker, in one
+        Redis round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        self.permits.release_on(pipe, key, slot)
+        self.breaker.record_on(pipe, permit, success)
+        pipe.execute()
 
     def model_cap(self, model: str) -> int:
         """In-flight calls allowed for `model` across all workers."""

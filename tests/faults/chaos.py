@@ -141,9 +141,22 @@ def _heal_time(stack: RunningStack, key: str, since: float) -> float | None:
 def _webhook_problems(receiver: Receiver) -> tuple[int, list[str]]:
     with transaction() as session:
         rows = session.execute(
-            text("SELECT id::text, job_id::text, status FROM webhook_messages")
+            text(
+                "SELECT id::text, job_id::text, status, attempt_count,"
+                " extract(epoch FROM now() - dispatched_at) AS published_s_ago"
+                " FROM webhook_messages"
+            )
         ).all()
-    problems = [f"webhook message {r.id} is {r.status}" for r in rows if r.status != "succeeded"]
+    problems = [
+        f"webhook message {r.id} is {r.status} after {r.attempt_count} attempts, "
+        + (
+            "not published since its last attempt began"
+            if r.published_s_ago is None
+            else f"last published {r.published_s_ago:.0f} s ago"
+        )
+        for r in rows
+        if r.status != "succeeded"
+    ]
     ids_by_job: dict[str, set[str]] = {}
     for request in receiver.received:
         body = json.loads(request.body)

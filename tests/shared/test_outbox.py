@@ -65,7 +65,7 @@ def test_an_unmarked_job_is_published_again(broker: redis.Redis) -> None:
     """A job whose message was received (and so unmarked) has no message any more."""
     job = (uuid.uuid4(), "high")
     outbox.publish([(str(job[0]), "high")])
-    outbox.claimed(job[0])
+    outbox.forget([job[0]])
     assert outbox.unpublished([job]) == [job]
 
 

@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import redis
 
@@ -178,10 +179,17 @@ class CircuitBreaker:
         dropped connections); a request the provider rightly refused (400) is no such sign.
         Outcomes of calls admitted before a trip are ignored: the window restarts after recovery.
         """
+        return CircuitState(_text(self._record(**self._record_call(permit, success))))
+
+    def record_on(self, pipe: redis.client.Pipeline, permit: Permit, success: bool) -> None:
+        """`record`, queued on `pipe` to share a round trip with other commands."""
+        self._record(**self._record_call(permit, success), client=pipe)
+
+    def _record_call(self, permit: Permit, success: bool) -> dict[str, list[Any]]:
         policy = self._policy
-        state = self._record(
-            keys=list(self._keys(permit.key)),
-            args=[
+        return {
+            "keys": list(self._keys(permit.key)),
+            "args": [
                 self._now_ms(),
                 int(success),
                 permit.probe_id or "",
@@ -193,8 +201,7 @@ class CircuitBreaker:
                 policy.half_open_successes,
                 _IDLE_MS,
             ],
-        )
-        return CircuitState(_text(state))
+        }
 
     def state(self, key: str) -> CircuitState:
         """The state `allow` would act on now (an OPEN breaker past its cooldown is HALF_OPEN)."""

@@ -113,9 +113,17 @@ class ConcurrencyLimiter:
 
     def release(self, key: str, permit_id: str) -> bool:
         """Give a permit back; False if it had already expired (and may have been reused)."""
+        self._stop_keeping(key, permit_id)
+        return bool(self._redis.zrem(self._key(key), permit_id))
+
+    def release_on(self, pipe: redis.client.Pipeline, key: str, permit_id: str) -> None:
+        """`release`, queued on `pipe` to share a round trip with other commands."""
+        self._stop_keeping(key, permit_id)
+        pipe.zrem(self._key(key), permit_id)
+
+    def _stop_keeping(self, key: str, permit_id: str) -> None:
         with self._kept_lock:
             self._kept.pop((key, permit_id), None)
-        return bool(self._redis.zrem(self._key(key), permit_id))
 
     def _keep(self, key: str, permit_id: str, ttl_s: float) -> None:
         with self._kept_lock:

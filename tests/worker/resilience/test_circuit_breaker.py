@@ -14,6 +14,7 @@ from worker.resilience.circuit_breaker import (
     CircuitState,
     Permit,
 )
+from worker.resilience.concurrency import ConcurrencyLimiter
 
 KEY = "openai:gpt-4o-mini"
 POLICY = BreakerPolicy(
@@ -216,3 +217,24 @@ def test_real_clock_recovers_after_a_short_cooldown(make_redis: MakeRedis) -> No
 
     assert time.monotonic() - opened >= 0.25
     assert breaker.state(KEY) is CircuitState.HALF_OPEN
+
+
+def test_outcomes_queued_on_a_pipeline_with_a_permit_release_count_the_same(
+    make_redis: MakeRedis,
+) -> None:
+    """The worker's one round trip after a call (permit back, outcome counted) trips the breaker
+    at the same point as separate calls, and gives every permit back."""
+    client = make_redis()
+    breaker = CircuitBreaker(client, POLICY, clock=ManualClock())
+    permits = ConcurrencyLimiter(client)
+    for n in range(POLICY.min_calls):
+        permit = breaker.allow(KEY)
+        slot = permits.acquire(KEY, cap=1, ttl_s=30)
+        assert permit is not None and slot is not None, f"call {n} refused"
+        pipe = client.pipeline(transaction=False)
+        permits.release_on(pipe, KEY, slot)
+        breaker.record_on(pipe, permit, success=False)
+        pipe.execute()
+        assert permits.in_use(KEY) == 0
+    assert breaker.state(KEY) is CircuitState.OPEN
+    assert breaker.allow(KEY) is None
