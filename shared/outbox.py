@@ -34,7 +34,7 @@ import uuid
 from collections.abc import Sequence
 
 from shared.logging import get_logger
-from shared.queueing import JOB_QUEUES, publish_deliveries, publish_jobs
+from shared.queueing import JOB_QUEUES, WEBHOOK_QUEUE, publish_deliveries, publish_jobs
 from shared.redis_client import get_redis
 
 ENQUEUED_KEY = "promptq:enqueued"
@@ -109,7 +109,7 @@ def unpublished(due: Sequence[tuple[uuid.UUID, str]]) -> list[tuple[uuid.UUID, s
         pipe.lindex(queue, -1)
     now_parts, _, scores, *heads = pipe.execute()
     now = now_parts[0] + now_parts[1] / 1_000_000
-    head_ids = {p: _job_id_of(raw) for p, raw in zip(JOB_QUEUES, heads, strict=True)}
+    head_ids = {p: _first_arg_of(raw) for p, raw in zip(JOB_QUEUES, heads, strict=True)}
     head_scores = dict(
         zip(
             head_ids,
@@ -152,9 +152,19 @@ def publish_webhooks(dispatches: Sequence[tuple[str, int]]) -> None:
         log.exception("outbox.webhook_publish_failed", messages=len(dispatches))
 
 
-def _job_id_of(raw: bytes | None) -> str | None:
-    """The job id a raw run_job message in a kombu Redis list carries (Celery protocol 2:
-    the body is [args, kwargs, embed], base64-encoded by kombu); None if it cannot be read."""
+def oldest_waiting_delivery() -> str | None:
+    """The webhook message id of the oldest delivery still waiting in the broker's queue; None
+    when the queue is empty, "" when that delivery cannot be read."""
+    raw = get_redis().lindex(WEBHOOK_QUEUE, -1)
+    if raw is None:
+        return None
+    return _first_arg_of(raw) or ""
+
+
+def _first_arg_of(raw: bytes | None) -> str | None:
+    """The first argument of the task a raw message in a kombu Redis list carries (a job id,
+    or a webhook message id; Celery protocol 2: the body is [args, kwargs, embed],
+    base64-encoded by kombu); None if it cannot be read."""
     if raw is None:
         return None
     try:

@@ -29,6 +29,11 @@ Dispatch = tuple[str, int]
 MAX_ERROR_CHARS = 500
 
 
+# A message's publish time is its commit's start; its push into the queue comes this much later
+# at most, as far as ordering the queue by publish time goes.
+_PUSH_MARGIN_S = 5.0
+
+
 def _seconds(value: float) -> ColumnElement[object]:
     return text(f"interval '{float(value)} seconds'")
 
@@ -394,17 +399,40 @@ def expire_deliveries(session: Session) -> int:
     return len(handed_back)
 
 
-def due_messages(session: Session, redispatch_s: float, limit: int) -> list[Dispatch]:
-    """Take pending messages whose next attempt is due and that were not published in the last
-    `redispatch_s`, and mark them published (the caller publishes after the commit). SKIP
-    LOCKED keeps two dispatchers from taking the same message."""
+def due_messages(
+    session: Session,
+    redispatch_s: float,
+    limit: int,
+    *,
+    orphan_grace_s: float,
+    oldest_waiting: str | None,
+) -> list[Dispatch]:
+    """Take pending messages whose next attempt is due and that no message in the broker will
+    bring to a worker, and mark them published (the caller publishes after the commit):
+    - not published in the last `redispatch_s`, or
+    - published more than `orphan_grace_s` ago and before `oldest_waiting` (the message of the
+      oldest delivery still waiting in the queue; None when the queue is empty): the queue is
+      first in, first out, so theirs was taken by a worker, which then neither claimed nor
+      handed it back (killed first), or was never pushed.
+    A message a live worker has taken and not yet started is published twice at worst, which
+    is harmless: an attempt is claimed once. SKIP LOCKED keeps two dispatchers from taking the
+    same message."""
+    published = WebhookMessage.dispatched_at
+    orphaned = published < func.now() - _seconds(orphan_grace_s)
+    if oldest_waiting is not None:
+        # NULL (no such row, or that message is being delivered) orphans nothing this time.
+        waiting_since = (
+            select(WebhookMessage.dispatched_at)
+            .where(WebhookMessage.id == oldest_waiting)
+            .scalar_subquery()
+        )
+        orphaned &= published < waiting_since - _seconds(_PUSH_MARGIN_S)
     due = (
         select(WebhookMessage.id)
         .where(
             WebhookMessage.status == MessageStatus.PENDING,
             WebhookMessage.next_attempt_at <= func.now(),
-            (WebhookMessage.dispatched_at.is_(None))
-            | (WebhookMessage.dispatched_at < func.now() - _seconds(redispatch_s)),
+            published.is_(None) | (published < func.now() - _seconds(redispatch_s)) | orphaned,
         )
         .order_by(WebhookMessage.next_attempt_at)
         .limit(limit)

@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from shared import outbox
-from shared.queueing import queue_for
+from shared.queueing import WEBHOOK_QUEUE, queue_for
 from shared.redis_client import get_redis
 from tests.conftest import Services
 
@@ -112,3 +112,11 @@ def test_a_redis_that_lost_its_data_is_noticed_once(broker: redis.Redis) -> None
     broker.flushdb()
     assert outbox.broker_lost("sweep") is True
     assert outbox.broker_lost("sweep") is False
+
+
+def test_the_oldest_waiting_delivery_is_the_first_published(broker: redis.Redis) -> None:
+    assert outbox.oldest_waiting_delivery() is None
+    outbox.publish_webhooks([("msg_first", 0), ("msg_second", 2)])
+    assert outbox.oldest_waiting_delivery() == "msg_first"
+    broker.rpush(WEBHOOK_QUEUE, b"not a kombu message")
+    assert outbox.oldest_waiting_delivery() == ""

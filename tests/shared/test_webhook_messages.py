@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text, update
+from sqlalchemy.orm import Session
 
 from api import create_app
 from devstack.processes import wait_until
@@ -547,7 +548,7 @@ def test_due_messages_publishes_once_per_redispatch_window(
 
     def due() -> list[Dispatch]:
         with transaction() as session:
-            return due_messages(session, 60, 100)
+            return due_messages(session, 60, 100, orphan_grace_s=3600, oldest_waiting=None)
 
     assert due() == [], "a message is published when it is made"
     set_message(message_id, dispatched_at=ago(59))
@@ -573,6 +574,38 @@ def test_due_messages_publishes_once_per_redispatch_window(
     assert due() == []
 
 
+def _due(session: Session, oldest_waiting: str | None = None) -> list[Dispatch]:
+    return due_messages(session, 300, 100, orphan_grace_s=30, oldest_waiting=oldest_waiting)
+
+
+def test_a_delivery_taken_from_the_queue_and_never_started_is_published_again(
+    owner: uuid.UUID,
+) -> None:
+    """Past the grace and older than the oldest delivery still waiting (or with the queue
+    empty), a pending message's publish was taken by a worker that died before claiming it:
+    it is published again long before the redispatch window."""
+    endpoint_id = endpoint_for(owner, "http://127.0.0.1:9/hook")
+    taken, waiting = ping(endpoint_id), ping(endpoint_id)
+    set_message(taken, dispatched_at=ago(40))
+    set_message(waiting, dispatched_at=ago(50))
+    with transaction() as session:
+        # Behind an older delivery still waiting in the queue: it waits too.
+        assert _due(session, oldest_waiting=waiting) == []
+        # The oldest waiting delivery cannot be read, or is being delivered: trust them all.
+        assert _due(session, oldest_waiting="") == []
+    set_message(waiting, dispatched_at=ago(1))
+    with transaction() as session:
+        assert _due(session, oldest_waiting=waiting) == [(taken, 0)]
+    set_message(taken, dispatched_at=ago(20))
+    with transaction() as session:
+        # Within the grace a live worker may still be about to start it.
+        assert _due(session) == []
+    set_message(taken, dispatched_at=ago(31))
+    with transaction() as session:
+        assert _due(session) == [(taken, 0)], "an empty queue leaves it nobody to bring it"
+        assert _due(session) == []
+
+
 def test_two_dispatchers_never_take_the_same_message(owner: uuid.UUID) -> None:
     """While one dispatcher's transaction holds the messages it took, another skips them
     instead of waiting, and after its commit they are no longer due."""
@@ -582,14 +615,14 @@ def test_two_dispatchers_never_take_the_same_message(owner: uuid.UUID) -> None:
         set_message(message_id, dispatched_at=None)
     first = get_session_factory()()
     try:
-        assert {m for m, _ in due_messages(first, 60, 100)} == taken
+        assert {m for m, _ in _due(first)} == taken
         with transaction() as session:
-            assert due_messages(session, 60, 100) == [], "a held message was taken twice"
+            assert _due(session) == [], "a held message was taken twice"
         first.commit()
     finally:
         first.close()
     with transaction() as session:
-        assert due_messages(session, 60, 100) == []
+        assert _due(session) == []
 
 
 # --- secrets --------------------------------------------------------------------------------

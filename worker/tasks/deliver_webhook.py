@@ -65,8 +65,18 @@ def dispatch_webhooks() -> None:
         handed_back = expire_deliveries(session)
     # After Redis lost its data, every published delivery not yet started is gone with it.
     redispatch_s = 0 if outbox.broker_lost("webhooks") else settings.webhook_redispatch_s
+    # Read before the messages, so a delivery pushed meanwhile cannot make an older one look
+    # taken while it still waits.
+    oldest_waiting = outbox.oldest_waiting_delivery()
     with transaction() as session:
-        due = due_messages(session, redispatch_s, DISPATCH_BATCH)
+        due = due_messages(
+            session,
+            redispatch_s,
+            DISPATCH_BATCH,
+            # A delivery held by a live worker but not started waits at most about one attempt.
+            orphan_grace_s=settings.webhook_lease_s,
+            oldest_waiting=oldest_waiting,
+        )
     outbox.publish_webhooks(due)
     if handed_back or due:
         log.info("webhook.dispatch", handed_back=handed_back, published=len(due))
