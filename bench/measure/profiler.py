@@ -1,10 +1,10 @@
 """py-spy profiles of a process tree during a window: a flame graph and a top-frames table.
 
-py-spy samples the threads holding the GIL without stopping the target (--nonblocking), following children (gunicorn's
-workers). One recorder writes the SVG, a second the raw collapsed stacks that top_frames() turns
-into text, since py-spy writes one format per run. A process of 200 threads takes py-spy far
-longer to sample than one of 8, so the caller picks the rate (py-spy says in its log when it
-fell behind).
+py-spy samples the thread holding the GIL without stopping the target (--nonblocking), following
+children (gunicorn's workers). One recorder writes the SVG, a second the raw collapsed stacks that
+top_frames() turns into text, since py-spy writes one format per run. A process of 200 threads
+takes py-spy far longer to sample than one of 8, so the caller picks the rate (py-spy says in its
+log when it fell behind).
 """
 
 from __future__ import annotations
