@@ -19,16 +19,16 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
-from sqlalchemy import Boolean, Integer, Select, bindparam, exists, func, insert, select, update
+from sqlalchemy import Boolean, Integer, Select, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 from sqlalchemy.types import String, Uuid
 
-from shared.models import Job, JobAttempt, JobStatus, SpendCounter, UsageRecord, WebhookEndpoint
+from shared.models import Job, JobAttempt, JobStatus, SpendCounter, UsageRecord
 from shared.models.base import Money
 from shared.repositories.attempts import AttemptRecord, attempt_row
 from shared.repositories.budgets import spent_plus
-from shared.repositories.job_leases import Claim, Outcome
+from shared.repositories.job_leases import Claim, Outcome, watched
 
 _jobs = Job.__table__
 _attempts = JobAttempt.__table__
@@ -47,10 +47,7 @@ def _statement() -> Select[tuple[int]]:
             _jobs.c.id == bindparam("job_id", type_=Uuid),
             _jobs.c.lease_token == bindparam("token", type_=Uuid),
             _jobs.c.status == JobStatus.RUNNING,
-            _jobs.c.callback_url.is_(None),
-            ~exists().where(
-                WebhookEndpoint.user_id == _jobs.c.user_id, WebhookEndpoint.enabled.is_(True)
-            ),
+            ~watched(),
         )
         .with_for_update(of=_jobs)
         .cte("held")

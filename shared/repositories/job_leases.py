@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Integer,
     Update,
     Uuid,
@@ -53,12 +54,18 @@ class Claim:
     watched: bool = True
 
 
+def watched() -> ColumnElement[bool]:
+    """True for a job a webhook waits on: it has a callback URL, or its owner an enabled
+    endpoint."""
+    jobs = Job.__table__
+    return jobs.c.callback_url.is_not(None) | exists().where(
+        WebhookEndpoint.user_id == jobs.c.user_id, WebhookEndpoint.enabled.is_(True)
+    )
+
+
 def _claim_statement() -> Update:
     jobs = Job.__table__
     due = or_(jobs.c.not_before.is_(None), jobs.c.not_before <= func.now())
-    watched = jobs.c.callback_url.is_not(None) | exists().where(
-        WebhookEndpoint.user_id == jobs.c.user_id, WebhookEndpoint.enabled.is_(True)
-    )
     return (
         update(jobs)
         .where(
@@ -89,7 +96,7 @@ def _claim_statement() -> Update:
             jobs.c.reserved_usd,
             jobs.c.cost_usd,
             jobs.c.deliveries,
-            watched.label("watched"),
+            watched().label("watched"),
         )
     )
 

@@ -16,9 +16,9 @@ from shared.models import Job, JobAttempt, JobStatus, SpendCounter, UsageRecord
 from shared.repositories.attempts import AttemptRecord
 from shared.repositories.final_write import finish_unwatched
 from shared.repositories.job_leases import Claim, Outcome, claim_job
-from shared.repositories.jobs import insert_held_job
 from shared.repositories.webhook_endpoints import create_endpoint
 from tests.conftest import Account
+from tests.support.jobs import queued_job
 
 HELD = Decimal("0.0100000000")
 COST = Decimal("0.0000021000")
@@ -55,24 +55,9 @@ def _outcome(attempt: AttemptRecord) -> Outcome:
 
 
 def _claimed(account: Account, **extra: Any) -> Claim:
-    with transaction() as session:
-        job = insert_held_job(
-            session,
-            dict(
-                user_id=uuid.UUID(account.user_id),
-                model="gpt-4o-mini",
-                priority="normal",
-                request={"messages": [{"role": "user", "content": "x"}], "max_tokens": 5},
-                fallbacks=[],
-                meta={},
-                reserved_usd=HELD,
-                **extra,
-            ),
-            HELD,
-        )
-        assert job is not None
+    job_id = queued_job(account.user_id, HELD, **extra)
     with one_statement() as session:
-        claim = claim_job(session, job.id, lease_s=60)
+        claim = claim_job(session, job_id, lease_s=60)
     assert claim is not None
     return claim
 

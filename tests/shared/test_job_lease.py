@@ -11,8 +11,8 @@ from sqlalchemy import select, text, update
 from shared.db import transaction
 from shared.models import Job, JobStatus
 from shared.repositories.job_leases import Claim, Outcome, claim_job, finish_job
-from shared.repositories.jobs import insert_held_job
 from tests.conftest import Account
+from tests.support.jobs import queued_job
 
 SUCCESS = Outcome(
     status=JobStatus.SUCCEEDED,
@@ -24,23 +24,6 @@ SUCCESS = Outcome(
 )
 
 
-def _queued_job(account: Account) -> uuid.UUID:
-    with transaction() as session:
-        job = insert_held_job(
-            session,
-            dict(
-                user_id=uuid.UUID(account.user_id),
-                model="gpt-4o-mini",
-                priority="normal",
-                request={"messages": [{"role": "user", "content": "x"}], "max_tokens": 5},
-                fallbacks=[],
-                meta={},
-            ),
-            Decimal(0),
-        )
-    return job.id
-
-
 def _claim(job_id: uuid.UUID) -> Claim | None:
     with transaction() as session:
         return claim_job(session, job_id, lease_s=60)
@@ -48,7 +31,7 @@ def _claim(job_id: uuid.UUID) -> Claim | None:
 
 def test_a_job_is_claimed_once(make_account: Callable[[str], Account]) -> None:
     """A second claim (a redelivered message) gets nothing while the lease is live."""
-    job_id = _queued_job(make_account("a"))
+    job_id = queued_job(make_account("a").user_id)
     first = _claim(job_id)
     assert first is not None
     assert _claim(job_id) is None
@@ -60,7 +43,7 @@ def test_a_job_is_claimed_once(make_account: Callable[[str], Account]) -> None:
 
 def test_final_write_is_fenced_by_the_lease(make_account: Callable[[str], Account]) -> None:
     """A worker whose lease was taken over cannot write the result or add cost."""
-    job_id = _queued_job(make_account("a"))
+    job_id = queued_job(make_account("a").user_id)
     stale = _claim(job_id)
     assert stale is not None
     # The first worker stalls or dies and its lease runs out.
@@ -88,7 +71,7 @@ def test_final_write_is_fenced_by_the_lease(make_account: Callable[[str], Accoun
 
 def test_finished_job_cannot_be_claimed(make_account: Callable[[str], Account]) -> None:
     """Once final, a job is never run again."""
-    job_id = _queued_job(make_account("a"))
+    job_id = queued_job(make_account("a").user_id)
     claim = _claim(job_id)
     assert claim is not None
     with transaction() as session:

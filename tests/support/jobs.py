@@ -1,0 +1,32 @@
+"""A queued job written the way admission writes it, for tests below the API."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from shared.db import transaction
+from shared.repositories.jobs import insert_held_job
+
+
+def queued_job(user_id: str, held: Decimal = Decimal(0), **values: Any) -> uuid.UUID:
+    """A small gpt-4o-mini job holding `held` of the user's budgets (as its reservation too);
+    `values` adds or overrides Job attributes."""
+    with transaction() as session:
+        job = insert_held_job(
+            session,
+            {
+                "user_id": uuid.UUID(user_id),
+                "model": "gpt-4o-mini",
+                "priority": "normal",
+                "request": {"messages": [{"role": "user", "content": "x"}], "max_tokens": 5},
+                "fallbacks": [],
+                "meta": {},
+                "reserved_usd": held,
+                **values,
+            },
+            held,
+        )
+    assert job is not None, "the hold did not fit"
+    return job.id
