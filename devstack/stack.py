@@ -48,6 +48,9 @@ def api_process(
 ) -> ManagedProcess:
     argv = [
         str(BIN / "gunicorn"),
+        # Metrics summed over the worker processes, and gunicorn's own lines as JSON.
+        "--config",
+        "python:api.gunicorn_conf",
         "api.wsgi:app",
         "--bind",
         f"127.0.0.1:{port}",
@@ -75,9 +78,11 @@ def worker_process(
     name: str = "worker",
     concurrency: int | None = None,
     queues: Sequence[str] = WORKER_QUEUES,
+    metrics_port: int = 0,
 ) -> ManagedProcess:
     """A Celery worker (jobs by default; `queues=(WEBHOOK_QUEUE,)` for webhook deliveries);
-    without `concurrency` it uses the WORKER_CONCURRENCY setting."""
+    without `concurrency` it uses the WORKER_CONCURRENCY setting. `metrics_port` 0 serves no
+    /metrics (several workers on one host need a port each)."""
     argv = [
         str(BIN / "celery"),
         "-A",
@@ -96,6 +101,7 @@ def worker_process(
     ]
     if concurrency is not None:
         argv += ["--concurrency", str(concurrency)]
+    env = {**env, "WORKER_METRICS_PORT": str(metrics_port)}
     return ManagedProcess(name, argv, env, log_dir / f"{name}.log", cwd=ROOT)
 
 

@@ -158,6 +158,24 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=0, ge=0)
     log_level: str = "INFO"
     log_json: bool = True
+    # Prompts and answers stay out of log lines unless an operator opts in.
+    log_prompts: bool = False
+
+    # Observability. Each worker process serves /metrics on a port of its own (0: none); the
+    # API's gunicorn processes share counters through files in a directory gunicorn's
+    # configuration (api/gunicorn_conf.py) empties at start.
+    worker_metrics_port: int = Field(default=9101, ge=0, lt=65536)
+    prometheus_multiproc_dir: str = ""
+    # /ready fails when no job worker's heartbeat was seen within this long.
+    ready_worker_heartbeat_s: float = Field(default=30.0, gt=0)
+    ready_check_timeout_s: float = Field(default=1.0, gt=0)
+
+    # Flower: "user:password" for its basic auth (empty: Flower refuses to start, see
+    # worker/flower_config.py), and the file its persistent state lives in.
+    flower_basic_auth: str = ""
+    flower_db: str = ".data/flower.db"
+    # Celery beat's schedule file.
+    beat_schedule_file: str = ".data/celerybeat-schedule"
 
     @field_validator("webhook_schedule_s", "webhook_allowed_networks", mode="before")
     @classmethod
