@@ -18,6 +18,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from flask import Flask
 
     from api.errors import register_error_handlers
+    from api.request_observability import register_request_observability
     from api.request_scope import register_request_scope
     from api.routes import (
         admin,
@@ -27,6 +28,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         health,
         jobs,
         keys,
+        metrics,
         models,
         usage,
         webhooks,
@@ -41,7 +43,20 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False
     register_error_handlers(app)
     register_request_scope(app)
-    routes = (health, jobs, models, batches, keys, usage, webhooks, callback_secret, admin, docs)
+    register_request_observability(app)
+    routes = (
+        health,
+        metrics,
+        jobs,
+        models,
+        batches,
+        keys,
+        usage,
+        webhooks,
+        callback_secret,
+        admin,
+        docs,
+    )
     for route in routes:
         app.register_blueprint(route.bp)
     return app

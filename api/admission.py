@@ -15,6 +15,7 @@ marks of jobs that never existed until they age out).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -22,7 +23,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
-from api import screening
+from api import metrics, screening
 from api.auth import CallerKey
 from api.request_scope import db
 from shared import outbox
@@ -96,6 +97,11 @@ def _admit(
     return written
 
 
+def _count_admitted(jobs: Sequence[NewJob], source: str) -> None:
+    for priority, count in Counter(job.values["priority"] for job in jobs).items():
+        metrics.jobs_admitted.labels(priority, source).inc(count)
+
+
 def _forget_marks(ids: list[str]) -> None:
     try:
         outbox.forget(ids)
@@ -133,6 +139,7 @@ def admit_job(key: CallerKey, job: NewJob, idempotency: Idempotency | None) -> t
     written = _admit(key, [job], write)
     if isinstance(written, _Replay):
         return written.job, False
+    metrics.jobs_admitted.labels(job.values["priority"], "job").inc()
     log.info("job.accepted", job_id=job.id, user_id=str(key.user_id), model=written.model)
     return written, True
 
@@ -148,5 +155,6 @@ def admit_batch(key: CallerKey, jobs: Sequence[NewJob], meta: dict[str, Any]) ->
 
     batch = _admit(key, jobs, write)
     assert isinstance(batch, Batch)
+    _count_admitted(jobs, "batch")
     log.info("batch.accepted", batch_id=str(batch.id), user_id=str(key.user_id), jobs=len(jobs))
     return batch

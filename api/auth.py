@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import structlog
 from flask import g, request
 
 from api.request_scope import db
@@ -84,6 +85,7 @@ def current_key() -> CallerKey:
         if key.expires_at is not None and key.expires_at <= datetime.now(UTC):
             raise AuthenticationError(INVALID_KEY)
         g.api_key = key
+        structlog.contextvars.bind_contextvars(user_id=str(key.user_id))
     return g.api_key
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, g, has_request_context, jsonify
 from werkzeug.exceptions import HTTPException
 
 from shared import errors
@@ -44,6 +44,9 @@ HTTP_CODES: dict[int, str] = {
 def error_response(status: int, code: str, message: str, details: Any = None) -> Response:
     response = jsonify({"error": {"code": code, "message": message, "details": details}})
     response.status_code = status
+    if has_request_context():
+        # Counted as the refusal's reason when this answers a submission (metrics).
+        g.error_code = code
     return response
 
 

@@ -195,8 +195,9 @@ def link(operation_id: str, **parameters: str) -> Json:
 
 
 def is_documented(endpoint: str) -> bool:
-    """Every endpoint but Flask's static files and the docs' own (api/routes/docs.py)."""
-    return endpoint != "static" and endpoint.split(".", 1)[0] != "docs"
+    """Every endpoint but Flask's static files, the docs' own (api/routes/docs.py) and the
+    Prometheus scrape (api/routes/metrics.py)."""
+    return endpoint != "static" and endpoint.split(".", 1)[0] not in ("docs", "metrics")
 
 
 def document_for(app: Flask) -> Json:

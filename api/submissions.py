@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 
 from api.admission import NewJob
+from api.request_observability import request_id
 from api.schemas import JobCreate
 from api.schemas_batches import BatchJobCreate
 from shared.cost_estimate import estimated_tokens, reservation_usd
@@ -35,6 +36,7 @@ def new_job(body: JobCreate, settings: Settings) -> NewJob:
         "max_cost_usd": body.max_cost_usd,
         "cache": body.cache,
         "reserved_usd": reserved,
+        "request_id": request_id(),
     }
     if isinstance(body, BatchJobCreate):
         values["custom_id"] = body.custom_id

@@ -57,7 +57,6 @@ def promptq_env(database_url: str, redis_url: str, sim_url: str, api_port: int) 
         "LOG_JSON": "true",
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{api_port}",
         "MODEL_CONCURRENCY_CAP": str(CALL_CAP),
-        "PROVIDER_CONCURRENCY_CAP": str(CALL_CAP),
     }
 
 
@@ -91,11 +90,12 @@ def _logged_ready(process: ManagedProcess) -> tuple[str, Callable[[], bool]]:
 
 
 def start_api(port: int, env: dict[str, str], log_dir: Path, name: str = "api") -> Starting:
-    """promptq's gunicorn, as devstack runs it; ready when /ready answers."""
+    """promptq's gunicorn, as devstack runs it; up when /health answers (/ready also wants a
+    job worker, which accept-only scenarios do not start)."""
     process = api_process(port, env, log_dir)
     process.name, process.log_path = name, log_dir / f"{name}.log"
     process.start()
-    return Starting([process], [(name, lambda: http_ok(f"http://127.0.0.1:{port}/ready"))])
+    return Starting([process], [(name, lambda: http_ok(f"http://127.0.0.1:{port}/health"))])
 
 
 def start_bare_api(port: int, env: dict[str, str], log_dir: Path) -> Starting:

@@ -105,7 +105,6 @@ class Settings(BaseSettings):
     # In-flight call caps shared by all workers; a permit expires so a dead worker's comes back.
     model_concurrency_cap: int = Field(default=64, ge=1)
     model_concurrency_caps: dict[str, int] = Field(default_factory=dict)
-    provider_concurrency_cap: int = Field(default=256, ge=1)
     permit_wait_s: float = Field(default=30.0, ge=0)
     # A held permit is renewed every third of this; a dead worker's permits lapse within it.
     permit_ttl_s: float = Field(default=20.0, ge=1)

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from shared.logging import get_logger
 from shared.pricing import price_for
+from worker import metrics
 from worker.providers.base import ProviderError, ProviderRequest, ProviderResponse, ServerError
 from worker.providers.registry import provider_for
 
@@ -44,7 +45,16 @@ def run_attempt(request: ProviderRequest) -> AttemptResult:
         # An adapter bug must not strand the job in `running`; record it as a server error.
         log.exception("provider.unexpected_error", model=request.model)
         error = ServerError(f"Unexpected {type(exc).__name__} while calling the provider.")
-    latency_ms = round((time.perf_counter() - clock) * 1000)
+    seconds = time.perf_counter() - clock
+    latency_ms = round(seconds * 1000)
+    metrics.record_provider_call(
+        provider.name,
+        request.model,
+        seconds,
+        error.code if error is not None else None,
+        response.input_tokens if response is not None else 0,
+        response.output_tokens if response is not None else 0,
+    )
     cost = Decimal(0)
     if response is not None:
         cost = price_for(request.model).cost(response.input_tokens, response.output_tokens)

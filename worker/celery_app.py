@@ -8,15 +8,24 @@ from __future__ import annotations
 
 import os
 import threading
+from pathlib import Path
 from typing import Any
 
 from celery import Celery
-from celery.signals import setup_logging, task_received, worker_shutdown, worker_shutting_down
+from celery.signals import (
+    beat_init,
+    setup_logging,
+    task_received,
+    worker_ready,
+    worker_shutdown,
+    worker_shutting_down,
+)
 from kombu import Queue
 
 from shared.logging import configure_logging, get_logger
 from shared.queueing import (
     DISPATCH_WEBHOOKS_TASK,
+    JOB_QUEUE_ORDER,
     MAINTENANCE_QUEUE,
     RUN_JOB_TASK,
     SWEEP_TASK,
@@ -25,7 +34,9 @@ from shared.queueing import (
     broker_transport_options,
 )
 from shared.settings import Settings, get_settings
+from worker import metrics
 from worker.broker_transport import TRANSPORT
+from worker.heartbeat import Heartbeat
 from worker.lease_keeper import get_lease_keeper
 from worker.receipt_unmarks import get_receipt_unmarker
 
@@ -61,6 +72,7 @@ def create_celery(settings: Settings | None = None) -> Celery:
         # so its task pages work whenever an operator is watching.
         worker_send_task_events=settings.worker_task_events,
         worker_hijack_root_logger=False,
+        beat_schedule_filename=settings.beat_schedule_file,
         beat_schedule={
             "sweep": {
                 "task": SWEEP_TASK,
@@ -94,6 +106,26 @@ def _configure_logging(**_: Any) -> None:
     configure_logging(settings.log_level, settings.log_json)
 
 
+@beat_init.connect
+def _make_schedule_folder(**_: Any) -> None:
+    Path(get_settings().beat_schedule_file).parent.mkdir(parents=True, exist_ok=True)
+
+
+_heartbeats: list[Heartbeat] = []
+
+
+@worker_ready.connect
+def _announce(sender: Any = None, **_: Any) -> None:
+    """Serve this process's /metrics, and, for a job worker, start its heartbeat (/ready)."""
+    settings = get_settings()
+    metrics.serve(settings)
+    consumed = set(sender.app.amqp.queues.consume_from) if sender is not None else set()
+    if consumed & set(JOB_QUEUE_ORDER):
+        heartbeat = Heartbeat(settings, sender.hostname, sender.controller.concurrency)
+        heartbeat.start()
+        _heartbeats.append(heartbeat)
+
+
 @task_received.connect
 def _unmark_received_job(request: Any = None, **_: Any) -> None:
     """A message this worker took no longer waits in the broker. Unmarked, the job is
@@ -122,6 +154,8 @@ def _bound_the_shutdown(**_: Any) -> None:
 
 @worker_shutdown.connect
 def _return_unfinished_jobs(**_: Any) -> None:
+    for heartbeat in _heartbeats:
+        heartbeat.stop()
     get_lease_keeper().release_all()
 
 

@@ -95,12 +95,12 @@ webhook_delivery_duration = Histogram(
 )
 sweeper_actions = Counter(
     "promptq_sweeper_actions_total",
-    "Jobs the sweeper acted on (republished, requeued, failed).",
+    "Jobs the sweeper acted on (lease_expired_requeued, failed_worker_lost, republished).",
     ["action"],
 )
 dispatcher_actions = Counter(
     "promptq_dispatcher_actions_total",
-    "Webhook messages the dispatcher acted on (published, republished, interrupted).",
+    "Webhook messages the dispatcher acted on (published, handed_back).",
     ["action"],
 )
 

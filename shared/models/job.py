@@ -106,6 +106,8 @@ class Job(Base):
         ForeignKey("batches.id", ondelete="CASCADE"), index=True
     )
     custom_id: Mapped[str | None] = mapped_column(String(64))
+    # The X-Request-ID of the submission, carried to the worker's log lines and the webhooks.
+    request_id: Mapped[str | None] = mapped_column(String(128))
     # Opt-in exact-match response cache (only honoured for temperature 0).
     cache: Mapped[bool] = mapped_column(
         Boolean, nullable=False, default=False, server_default=text("false")

@@ -74,6 +74,8 @@ class WebhookMessage(Base):
         ForeignKey("jobs.id", ondelete="CASCADE"), index=True
     )
     event_type: Mapped[str] = mapped_column(String(50), nullable=False)
+    # The X-Request-ID of the job's submission (None for pings), sent with every attempt.
+    request_id: Mapped[str | None] = mapped_column(String(128))
     # The exact bytes signed and sent, identical on every attempt.
     body: Mapped[str] = mapped_column(Text, nullable=False)
     status: Mapped[str] = mapped_column(String(20), nullable=False)

@@ -52,6 +52,10 @@ class Claim:
     deliveries: int = 1
     # A webhook waited on the job when it was claimed (its callback URL or an enabled endpoint).
     watched: bool = True
+    priority: str = "normal"
+    request_id: str | None = None
+    # Seconds since the job was accepted, by the database's clock, at the claim.
+    age_s: float = 0.0
 
 
 def watched() -> ColumnElement[bool]:
@@ -97,6 +101,9 @@ def _claim_statement() -> Update:
             jobs.c.cost_usd,
             jobs.c.deliveries,
             watched().label("watched"),
+            jobs.c.priority,
+            jobs.c.request_id,
+            func.extract("epoch", func.now() - jobs.c.created_at).label("age_s"),
         )
     )
 
@@ -132,6 +139,9 @@ def claim_job(session: Session, job_id: uuid.UUID, lease_s: int) -> Claim | None
         cost_usd=row.cost_usd,
         deliveries=row.deliveries,
         watched=row.watched,
+        priority=row.priority,
+        request_id=row.request_id,
+        age_s=float(row.age_s),
     )
 
 

@@ -77,7 +77,7 @@ def enqueue_events_for(session: Session, jobs: Sequence[Job], base_url: str) -> 
             continue
         body = job_event_body(job, base_url)
         messages.extend(
-            _new_message(job.user_id, event_type, body, endpoint_id, url, job.id)
+            _new_message(job.user_id, event_type, body, endpoint_id, url, job.id, job.request_id)
             for endpoint_id, url in targets
         )
     session.add_all(messages)
@@ -101,6 +101,7 @@ def _new_message(
     endpoint_id: uuid.UUID | None,
     url: str | None,
     job_id: uuid.UUID | None,
+    request_id: str | None = None,
 ) -> WebhookMessage:
     # Due now and published right after the commit; if that publish is lost, the dispatcher
     # publishes it again once redispatch_s has passed.
@@ -109,6 +110,7 @@ def _new_message(
         endpoint_id=endpoint_id,
         url=url,
         job_id=job_id,
+        request_id=request_id,
         event_type=event_type,
         body=body,
         status=MessageStatus.PENDING,
@@ -127,6 +129,7 @@ class ClaimedAttempt:
     body: str
     secrets: list[str]
     endpoint_id: uuid.UUID | None
+    request_id: str | None = None
 
 
 def claim_attempt(
@@ -156,6 +159,7 @@ def claim_attempt(
             WebhookMessage.url,
             WebhookMessage.body,
             WebhookMessage.event_type,
+            WebhookMessage.request_id,
         )
     ).one_or_none()
     if row is None:
@@ -196,6 +200,7 @@ def claim_attempt(
         body=row.body,
         secrets=secrets,
         endpoint_id=row.endpoint_id,
+        request_id=row.request_id,
     )
 
 

@@ -12,8 +12,10 @@ import redis
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from shared import worker_heartbeats
 from shared.db import transaction
 from shared.models import Job
+from shared.redis_client import get_redis
 from tests.api.job_helpers import error_of
 from tests.conftest import Account, Services
 
@@ -183,11 +185,22 @@ def test_unknown_route_and_method(client: FlaskClient, alice: Account) -> None:
 
 
 def test_health_and_ready(client: FlaskClient) -> None:
-    """/health answers while alive; /ready checks Postgres and Redis for real."""
+    """/health answers while alive; /ready checks Postgres, Redis and a job worker's heartbeat
+    for real: 503 naming the workers check until a heartbeat is fresh."""
     assert client.get("/health").get_json() == {"status": "ok"}
+    redis = get_redis()
+    redis.delete(worker_heartbeats.HEARTBEATS_KEY)
+    unready = error_of(client.get("/ready"), 503, "not_ready")
+    assert "workers" in unready["message"]
+    assert unready["details"]["postgres"] == "ok"
+    assert unready["details"]["redis"] == "ok"
+    assert unready["details"]["workers"].startswith("unavailable: no job worker")
+    worker_heartbeats.beat(redis, "worker@test", slots=4, ttl_s=30)
     ready = client.get("/ready")
     assert ready.status_code == 200
-    assert ready.get_json()["checks"] == {"postgres": "ok", "redis": "ok"}
+    assert ready.get_json()["checks"] == {"postgres": "ok", "redis": "ok", "workers": "ok"}
+    worker_heartbeats.gone(redis, "worker@test")
+    assert client.get("/ready").status_code == 503
 
 
 def test_models_lists_the_price_table(client: FlaskClient, alice: Account) -> None:

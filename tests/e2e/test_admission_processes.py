@@ -50,7 +50,7 @@ def api_url(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Ite
     process: ManagedProcess = api_process(port, env, log_dir, workers=API_WORKERS).start()
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: http_ok(f"{url}/ready"), timeout=30, what="the API")
+        wait_until(lambda: http_ok(f"{url}/health"), timeout=30, what="the API")
         yield url
     finally:
         process.stop()

@@ -57,7 +57,7 @@ def api(services: Services, tmp_path: Path) -> Iterator[RunningApi]:
     process = api_process(port, env, tmp_path / "logs").start()
     running = RunningApi(f"http://127.0.0.1:{port}", process.log_path)
     try:
-        wait_until(lambda: http_ok(f"{running.url}/ready"), timeout=30, what="the API")
+        wait_until(lambda: http_ok(f"{running.url}/health"), timeout=30, what="the API")
         yield running
     finally:
         process.stop()

@@ -24,6 +24,25 @@ class RunningStack:
     env: dict[str, str]
     log_dir: Path
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
+    # Each worker's /metrics, by process name.
+    metrics_urls: dict[str, str] = field(default_factory=dict)
+
+    def worker(
+        self, name: str, concurrency: int | None = None, queues: tuple[str, ...] | None = None
+    ) -> ManagedProcess:
+        """Launch (not wait for) a Celery worker with a /metrics port of its own."""
+        port = free_port()
+        process = worker_process(
+            self.env,
+            self.log_dir,
+            name=name,
+            concurrency=concurrency,
+            metrics_port=port,
+            **({"queues": queues} if queues else {}),
+        )
+        self.metrics_urls[name] = f"http://127.0.0.1:{port}/metrics"
+        self.processes[name] = process.start()
+        return process
 
     def cli(self, *args: str) -> str:
         """Run the `promptq` admin CLI against this stack's database."""
@@ -64,17 +83,13 @@ class RunningStack:
 
     def start_worker(self, name: str, concurrency: int = 4) -> ManagedProcess:
         """Start one more Celery worker process and wait until it consumes."""
-        process = worker_process(self.env, self.log_dir, name=name, concurrency=concurrency)
-        self.processes[name] = process.start()
+        process = self.worker(name, concurrency)
         wait_until(lambda: "ready." in process.log_text(), timeout=60, what=f"worker {name}")
         return process
 
     def start_webhook_worker(self, name: str = "webhooks", concurrency: int = 8) -> ManagedProcess:
         """Start a Celery worker on the webhooks queue and wait until it consumes."""
-        process = worker_process(
-            self.env, self.log_dir, name=name, concurrency=concurrency, queues=(WEBHOOK_QUEUE,)
-        )
-        self.processes[name] = process.start()
+        process = self.worker(name, concurrency, (WEBHOOK_QUEUE,))
         wait_until(lambda: "ready." in process.log_text(), timeout=60, what=f"worker {name}")
         return process
 
@@ -142,22 +157,21 @@ def start_stack(
         stack.processes["api"] = api_process(api_port, env, log_dir).start()
         names = ["worker", *(f"worker{n}" for n in range(2, workers + 1))][:workers]
         for name in names:
-            stack.processes[name] = worker_process(
-                env, log_dir, name=name, concurrency=concurrency
-            ).start()
+            stack.worker(name, concurrency)
         hook_names = ["webhooks", *(f"webhooks{n}" for n in range(2, webhook_workers + 1))]
         for name in hook_names[:webhook_workers]:
-            stack.processes[name] = worker_process(
-                env, log_dir, name=name, concurrency=8, queues=(WEBHOOK_QUEUE,)
-            ).start()
+            stack.worker(name, 8, (WEBHOOK_QUEUE,))
         names += hook_names[:webhook_workers]
         if beat:
             stack.start_beat()
         wait_until(lambda: http_ok(f"{sim_url}/health"), timeout=30, what="the simulator")
-        wait_until(lambda: http_ok(f"{stack.api_url}/ready"), timeout=30, what="the API")
+        wait_until(lambda: http_ok(f"{stack.api_url}/health"), timeout=30, what="the API")
         for name in names:
             process = stack.processes[name]
             wait_until(lambda p=process: "ready." in p.log_text(), timeout=60, what=name)
+        if workers:
+            # PostgreSQL, Redis and a job worker's heartbeat, as the API sees them.
+            wait_until(lambda: http_ok(f"{stack.api_url}/ready"), timeout=30, what="/ready")
     except BaseException:
         stack.stop()
         raise

@@ -33,6 +33,9 @@ def deliver(attempt: ClaimedAttempt, policy: TargetPolicy, timeout_s: float) -> 
         # retry may come a day later.
         **sign_headers(attempt.secrets, attempt.message_id, int(time.time()), body),
     }
+    if attempt.request_id is not None:
+        # The submission's id, so a receiver's logs meet the client's and promptq's.
+        headers["x-request-id"] = attempt.request_id
     started = time.monotonic()
     backend = GuardedBackend(policy, deadline=started + timeout_s)
     timeouts = dict.fromkeys(("connect", "read", "write", "pool"), timeout_s)

@@ -4,11 +4,14 @@ hand back deliveries whose worker vanished."""
 
 from __future__ import annotations
 
+import structlog
+
 from shared import outbox
 from shared.db import transaction
 from shared.logging import get_logger
 from shared.queueing import DELIVER_WEBHOOK_TASK, DISPATCH_WEBHOOKS_TASK
 from shared.repositories.webhook_messages import (
+    ClaimedAttempt,
     RetryPolicy,
     claim_attempt,
     due_messages,
@@ -17,6 +20,7 @@ from shared.repositories.webhook_messages import (
 )
 from shared.settings import Settings, get_settings
 from shared.ssrf import TargetPolicy
+from worker import metrics
 from worker.celery_app import app
 from worker.delivery.webhook import deliver
 
@@ -43,12 +47,22 @@ def deliver_webhook(message_id: str, attempts: int) -> None:
     if claim is None:
         log.info("webhook.skip_not_claimable", message_id=message_id, attempts=attempts)
         return
+    structlog.contextvars.bind_contextvars(request_id=claim.request_id, message_id=message_id)
+    try:
+        _attempt(claim, settings)
+    finally:
+        structlog.contextvars.unbind_contextvars("request_id", "message_id")
+
+
+def _attempt(claim: ClaimedAttempt, settings: Settings) -> None:
     report = deliver(claim, TargetPolicy.from_settings(settings), settings.webhook_timeout_s)
     with transaction() as session:
         status = record_attempt_result(session, claim, report, retry_policy(settings))
+    outcome = "delivered" if report.succeeded else (report.error_code or "failed")
+    metrics.webhook_deliveries.labels(outcome).inc()
+    metrics.webhook_delivery_duration.labels(outcome).observe(report.latency_ms / 1000)
     log.info(
         "webhook.attempt",
-        message_id=message_id,
         attempt=claim.number,
         status_code=report.status_code,
         error_code=report.error_code,
@@ -78,5 +92,7 @@ def dispatch_webhooks() -> None:
             oldest_waiting=oldest_waiting,
         )
     outbox.publish_webhooks(due)
+    metrics.dispatcher_actions.labels("handed_back").inc(handed_back)
+    metrics.dispatcher_actions.labels("published").inc(len(due))
     if handed_back or due:
         log.info("webhook.dispatch", handed_back=handed_back, published=len(due))

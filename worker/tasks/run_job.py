@@ -10,6 +10,8 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, TypeVar
 
+import structlog
+
 from shared import outbox
 from shared.db import one_statement, transaction
 from shared.logging import get_logger
@@ -28,7 +30,8 @@ from shared.repositories.job_leases import (
     requeue_job,
 )
 from shared.repositories.webhook_messages import enqueue_events_for
-from shared.settings import get_settings
+from shared.settings import Settings, get_settings
+from worker import metrics
 from worker.attempt import AttemptResult
 from worker.celery_app import app
 from worker.lease_keeper import get_lease_keeper
@@ -74,7 +77,10 @@ class _Sink:
                     )
             return True
 
-        return _while_leased(self._claim, write, "save_attempt")
+        saved = _while_leased(self._claim, write, "save_attempt")
+        if saved:
+            metrics.record_attempt(record.model, record.outcome, _billed(record))
+        return saved
 
     def cancelled(self) -> bool:
         def read() -> str | None:
@@ -109,18 +115,38 @@ def run_job(job_id: str) -> None:
     if claim is None:
         log.info("job.skip_not_claimable", job_id=job_id)
         return
+    structlog.contextvars.bind_contextvars(
+        job_id=job_id,
+        user_id=str(claim.user_id),
+        request_id=claim.request_id,
+        model=claim.model,
+        delivery=claim.deliveries,
+    )
+    if claim.deliveries == 1:
+        metrics.job_queue_wait.labels(claim.priority).observe(claim.age_s)
+    if settings.log_prompts:
+        log.info("job.prompt", request=claim.request)
+    try:
+        _run_claimed(claim, taken_at, settings)
+    finally:
+        structlog.contextvars.unbind_contextvars(
+            "job_id", "user_id", "request_id", "model", "delivery"
+        )
+
+
+def _run_claimed(claim: Claim, taken_at: float, settings: Settings) -> None:
     keeper = get_lease_keeper()
     keeper.hold(claim.job_id, claim.lease_token, taken_at)
     try:
         if claim.deliveries > settings.max_deliveries:
-            _finish(claim, None, TOO_MANY_DELIVERIES)
+            _finish(claim, None, TOO_MANY_DELIVERIES, taken_at)
             return
         outcome = run_chain(_spec(claim), get_policies(), _Sink(claim))
         if outcome.abandoned:
             # Cancelled meanwhile: the fenced final write keeps the status but releases the lease
             # and settles the reservation. If the lease was lost instead, it writes nothing.
-            _finish(claim, None, None)
-            log.info("job.abandoned", job_id=job_id)
+            _finish(claim, None, None, taken_at)
+            log.info("job.abandoned")
         elif outcome.requeue_at is not None:
             requeue_at = outcome.requeue_at
 
@@ -129,9 +155,9 @@ def run_job(job_id: str) -> None:
                     return requeue_job(session, claim.job_id, claim.lease_token, requeue_at)
 
             _while_leased(claim, hand_back, "requeue")
-            log.info("job.requeued", job_id=job_id, not_before=outcome.requeue_at.isoformat())
+            log.info("job.requeued", not_before=outcome.requeue_at.isoformat())
         else:
-            _finish(claim, outcome.final, _error(outcome))
+            _finish(claim, outcome.final, _error(outcome), taken_at)
     finally:
         keeper.drop(claim.job_id, claim.lease_token)
 
@@ -158,7 +184,13 @@ def _error(outcome: ChainOutcome) -> dict[str, Any] | None:
     return {"code": outcome.error.code, "message": outcome.error.message}
 
 
-def _finish(claim: Claim, final: AttemptResult | None, error: dict[str, Any] | None) -> None:
+def _billed(record: AttemptRecord) -> Decimal:
+    return record.cost_usd if record.billed else Decimal(0)
+
+
+def _finish(
+    claim: Claim, final: AttemptResult | None, error: dict[str, Any] | None, taken_at: float
+) -> None:
     """One transaction: the final attempt and its usage, the job's final state, the settlement,
     and the webhook messages; one statement when no webhook waits on the job."""
     record = _record(final) if final is not None else None
@@ -202,10 +234,19 @@ def _finish(claim: Claim, final: AttemptResult | None, error: dict[str, Any] | N
     # The provider's answer is in hand: a database blip must not cost a second call.
     webhooks = _while_leased(claim, commit, "finish")
     if webhooks is None:
-        log.warning("job.lease_lost", job_id=str(claim.job_id))
+        log.warning("job.lease_lost")
         return
     outbox.publish_webhooks(webhooks)
-    log.info("job.finished", job_id=str(claim.job_id), status=outcome.status)
+    if record is not None:
+        metrics.record_attempt(record.model, record.outcome, _billed(record))
+    if error is not None or response is not None:
+        # Not the settlement of a job cancelled while it ran: the API finished that one.
+        model = final.model if final is not None else claim.model
+        metrics.jobs_finished.labels(outcome.status, model).inc()
+        metrics.job_end_to_end.labels(claim.priority, outcome.status).observe(
+            claim.age_s + time.monotonic() - taken_at
+        )
+    log.info("job.finished", status=outcome.status)
 
 
 def _record(attempt: AttemptResult) -> AttemptRecord:

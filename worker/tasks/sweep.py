@@ -17,6 +17,7 @@ from shared.redis_client import get_redis
 from shared.repositories.sweeper import due_queued_jobs, expire_leases
 from shared.repositories.webhook_messages import enqueue_job_events
 from shared.settings import get_settings
+from worker import metrics
 from worker.celery_app import app
 
 log = get_logger(__name__)
@@ -43,6 +44,9 @@ def sweep() -> None:
             due = due_queued_jobs(session, 0 if lost else settings.requeue_grace_s, BATCH)
         to_publish = outbox.unpublished(due)
         outbox.publish([(str(job_id), priority) for job_id, priority in to_publish])
+        metrics.sweeper_actions.labels("lease_expired_requeued").inc(len(expired.requeued))
+        metrics.sweeper_actions.labels("failed_worker_lost").inc(len(expired.failed))
+        metrics.sweeper_actions.labels("republished").inc(len(to_publish))
         if expired.requeued or expired.failed or to_publish:
             log.info(
                 "sweep.done",
