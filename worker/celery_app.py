@@ -14,6 +14,7 @@ from typing import Any
 from celery import Celery
 from celery.signals import (
     beat_init,
+    celeryd_init,
     setup_logging,
     task_received,
     worker_ready,
@@ -104,6 +105,16 @@ def create_celery(settings: Settings | None = None) -> Celery:
 def _configure_logging(**_: Any) -> None:
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
+
+
+@celeryd_init.connect
+def _json_from_the_first_line(instance: Any = None, **_: Any) -> None:
+    """Log as JSON before Celery's start-up checks warn (running as root, for example), and, in
+    JSON mode, leave out the text banner: its facts are in the `ready` line and Flower."""
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    if instance is not None and settings.log_json:
+        instance.quiet = True
 
 
 @beat_init.connect
