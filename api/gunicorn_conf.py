@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -29,9 +28,11 @@ logger_class = "api.gunicorn_logging.JsonGunicornLogger"
 
 
 def on_starting(server: Any) -> None:
-    # Counters of a previous run would be summed into this one's.
-    shutil.rmtree(_metrics_dir, ignore_errors=True)
+    # Counters of a previous run would be summed into this one's. Only prometheus_client's own
+    # files go: the folder is the operator's choice and may hold anything else.
     _metrics_dir.mkdir(parents=True, exist_ok=True)
+    for stale in _metrics_dir.glob("*.db"):
+        stale.unlink(missing_ok=True)
 
 
 def child_exit(server: Any, worker: Any) -> None:
