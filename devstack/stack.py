@@ -2,24 +2,49 @@
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import create_engine, pool, text
 
 from devstack.processes import BIN, ManagedProcess
 from shared.queueing import WORKER_QUEUES
+from shared.settings import get_settings
 
 ROOT = Path(__file__).resolve().parent.parent
+FLOWER_CONFIG = ROOT / "worker" / "flower_config.py"
+# Any fixed number, the same in every process that migrates this database.
+MIGRATION_LOCK_KEY = 0x70726F6D707471  # "promptq"
 
 
-def migrate(database_url: str) -> None:
+def migrate(database_url: str, alembic_ini: Path = ROOT / "alembic.ini") -> None:
     """`alembic upgrade head` against `database_url`."""
-    config = Config(str(ROOT / "alembic.ini"))
+    config = Config(str(alembic_ini))
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     config.attributes["configure_logger"] = False
     command.upgrade(config, "head")
+
+
+def migrate_locked(database_url: str, alembic_ini: Path = ROOT / "alembic.ini") -> None:
+    """migrate() under a PostgreSQL advisory lock. Processes that start together (several web
+    processes, several hosts) then migrate one after another, the later ones finding the
+    schema at head; two concurrent `alembic upgrade` runs would both try the same DDL."""
+    engine = create_engine(database_url, poolclass=pool.NullPool)
+    try:
+        # Autocommit: the lock is the session's; no transaction stays open while alembic runs.
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            try:
+                migrate(database_url, alembic_ini)
+            finally:
+                connection.execute(
+                    text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                )
+    finally:
+        engine.dispose()
 
 
 def simulator_env(sim_url: str) -> dict[str, str]:
@@ -106,28 +131,43 @@ def worker_process(
 
 
 def beat_process(env: Mapping[str, str], log_dir: Path) -> ManagedProcess:
-    """Celery beat: schedules the sweeper. Run exactly one per deployment."""
-    schedule = log_dir / "celerybeat-schedule"
-    argv = [
-        str(BIN / "celery"),
-        "-A",
-        "worker.celery_app",
-        "beat",
-        "--loglevel",
-        "INFO",
-        "--schedule",
-        str(schedule),
-    ]
+    """Celery beat: schedules the sweeper. Run exactly one per deployment. Its schedule file is
+    the BEAT_SCHEDULE_FILE setting (in `log_dir` unless `env` names one), as under the
+    Procfile."""
+    argv = [str(BIN / "celery"), "-A", "worker.celery_app", "beat", "--loglevel", "INFO"]
+    env = {"BEAT_SCHEDULE_FILE": str(log_dir / "celerybeat-schedule"), **env}
     return ManagedProcess("beat", argv, env, log_dir / "beat.log", cwd=ROOT)
 
 
-def flower_process(port: int, env: Mapping[str, str], log_dir: Path) -> ManagedProcess:
+def flower_process(
+    port: int, env: Mapping[str, str], log_dir: Path, db: Path | None = None
+) -> ManagedProcess:
+    """Flower with promptq's configuration (worker/flower_config.py): `env` must give
+    FLOWER_BASIC_AUTH; its state goes to `db` (default: in `log_dir`)."""
     argv = [
         str(BIN / "celery"),
         "-A",
         "worker.celery_app",
         "flower",
+        f"--conf={FLOWER_CONFIG}",
         "--address=127.0.0.1",
         f"--port={port}",
     ]
+    env = {**env, "FLOWER_DB": str(db or log_dir / "flower.db")}
     return ManagedProcess("flower", argv, env, log_dir / "flower.log", cwd=ROOT)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m devstack.stack migrate`: the Procfile's web process runs it before gunicorn."""
+    parser = argparse.ArgumentParser(prog="python -m devstack.stack")
+    parser.add_argument("command", choices=["migrate"])
+    parser.parse_args(argv)
+    # alembic.ini from the working directory, as `alembic upgrade head` reads it: an installed
+    # package (the Docker image) has no project root of its own.
+    migrate_locked(get_settings().database_url, Path.cwd() / "alembic.ini")
+    print("migrations: the database schema is at head", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
