@@ -24,15 +24,35 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def port_taken(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a server could not bind `host:port` now. SO_REUSEADDR as servers set it, so a
+    port left in TIME_WAIT by the previous run does not count as taken."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
 def wait_until(
-    condition: Callable[[], bool], *, timeout: float, interval: float = 0.1, what: str = ""
+    condition: Callable[[], bool],
+    *,
+    timeout: float,
+    interval: float = 0.1,
+    what: str = "",
+    reraise: tuple[type[Exception], ...] = (),
 ) -> None:
-    """Poll `condition` until it is true; TimeoutError after `timeout` seconds."""
+    """Poll `condition` until it is true; TimeoutError after `timeout` seconds. An exception
+    from `condition` counts as not yet, unless it is one of `reraise`."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             if condition():
                 return
+        except reraise:
+            raise
         except Exception:
             pass
         if time.monotonic() >= deadline:
