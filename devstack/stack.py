@@ -134,7 +134,8 @@ def beat_process(env: Mapping[str, str], log_dir: Path) -> ManagedProcess:
     """Celery beat: schedules the sweeper. Run exactly one per deployment. Its schedule file is
     the BEAT_SCHEDULE_FILE setting (in `log_dir` unless `env` names one), as under the
     Procfile."""
-    argv = [str(BIN / "celery"), "-A", "worker.celery_app", "beat", "--loglevel", "INFO"]
+    # --quiet: no text banner, so in JSON mode every line is JSON.
+    argv = [str(BIN / "celery"), "--quiet", "-A", "worker.celery_app", "beat", "--loglevel", "INFO"]
     env = {"BEAT_SCHEDULE_FILE": str(log_dir / "celerybeat-schedule"), **env}
     return ManagedProcess("beat", argv, env, log_dir / "beat.log", cwd=ROOT)
 

@@ -13,7 +13,6 @@ from typing import Any
 
 from celery import Celery
 from celery.signals import (
-    beat_init,
     celeryd_init,
     setup_logging,
     task_received,
@@ -47,6 +46,9 @@ log = get_logger(__name__)
 def create_celery(settings: Settings | None = None) -> Celery:
     """Build the worker's Celery app from settings."""
     settings = settings or get_settings()
+    # Beat opens its schedule file before any of its signals is sent, and shelve does not make
+    # the folder the file goes in.
+    Path(settings.beat_schedule_file).parent.mkdir(parents=True, exist_ok=True)
     celery = Celery(
         "promptq",
         broker=settings.redis_url,
@@ -115,11 +117,6 @@ def _json_from_the_first_line(instance: Any = None, **_: Any) -> None:
     configure_logging(settings.log_level, settings.log_json)
     if instance is not None and settings.log_json:
         instance.quiet = True
-
-
-@beat_init.connect
-def _make_schedule_folder(**_: Any) -> None:
-    Path(get_settings().beat_schedule_file).parent.mkdir(parents=True, exist_ok=True)
 
 
 _heartbeats: list[Heartbeat] = []

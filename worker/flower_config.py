@@ -26,6 +26,7 @@ from __future__ import annotations
 import sys as _sys
 from pathlib import Path as _Path
 
+from shared.logging import configure_logging as _configure_logging
 from shared.settings import get_settings as _get_settings
 from worker.celery_app import app as _app
 
@@ -47,3 +48,7 @@ state_save_interval = 60_000  # milliseconds
 _Path(db).parent.mkdir(parents=True, exist_ok=True)
 
 _app.conf.broker_transport = "redis"
+
+# Flower's lines in promptq's format (JSON by default) rather than tornado's own.
+logging = "none"
+_configure_logging(_settings.log_level, _settings.log_json)

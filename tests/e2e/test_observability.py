@@ -37,6 +37,8 @@ JOBS_PER_MODEL = 4
 REQUEST_ID = f"obs-{uuid.uuid4().hex}"
 PROMPT = f"observability prompt {uuid.uuid4().hex}"
 WAIT_S = 30
+# The simulator stands in for the providers and logs as werkzeug does; everything else is ours.
+PROMPTQ_PROCESSES = ("api", "worker", "webhooks", "beat")
 ENV = {
     "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
     "RETRY_BASE_S": "0.05",
@@ -90,7 +92,7 @@ def _job(model: str, n: int, **extra: Any) -> dict[str, Any]:
 def observed(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observed]:
     log_dir: Path = tmp_path_factory.mktemp("observability-stack")
     stack = start_stack(
-        services.database_url, services.redis_url, log_dir, extra_env=ENV, workers=0
+        services.database_url, services.redis_url, log_dir, extra_env=ENV, workers=0, beat=True
     )
     receiver = WebhookReceiver()
     try:
@@ -261,7 +263,8 @@ def _lines(path: Path) -> list[dict[str, Any]]:
 
 def test_every_log_line_is_json_and_one_request_id_runs_through(observed: Observed) -> None:
     stack = observed.stack
-    logs = {name: _lines(stack.log_dir / f"{name}.log") for name in ("api", "worker", "webhooks")}
+    logs = {name: _lines(stack.log_dir / f"{name}.log") for name in PROMPTQ_PROCESSES}
+    assert logs["beat"], "beat wrote nothing"
     traced = [
         (name, line)
         for name, lines in logs.items()
@@ -289,7 +292,7 @@ def test_every_log_line_is_json_and_one_request_id_runs_through(observed: Observ
     assert re.fullmatch(r"[0-9a-f]{32}", given)
 
     everything = "\n".join(
-        (stack.log_dir / f"{name}.log").read_text() for name in ("api", "worker", "webhooks")
+        (stack.log_dir / f"{name}.log").read_text() for name in PROMPTQ_PROCESSES
     )
     secrets = {
         "the user's key": observed.key,
