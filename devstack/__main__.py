@@ -62,6 +62,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--api-port", type=int, default=int(os.environ.get("API_PORT", 8000)))
     parser.add_argument("--sim-port", type=int, default=int(os.environ.get("SIM_PORT", 8090)))
     parser.add_argument("--flower-port", type=int, default=int(os.environ.get("FLOWER_PORT", 5555)))
+    # Each worker process serves its own /metrics; two on one host need a port each.
+    parser.add_argument(
+        "--metrics-port", type=int, default=int(os.environ.get("METRICS_PORT", 9101))
+    )
     parser.add_argument("--env-file", type=Path, default=ROOT / ".env")
     return parser.parse_args(argv)
 
@@ -180,7 +184,12 @@ def main(argv: list[str] | None = None) -> int:
 
     configured = {**user_env(args.env_file), **os.environ}
     use_sim = not (configured.get("OPENAI_API_KEY") or configured.get("ANTHROPIC_API_KEY"))
-    ports = {"the API": ("API_PORT", args.api_port), "Flower": ("FLOWER_PORT", args.flower_port)}
+    ports = {
+        "the API": ("API_PORT", args.api_port),
+        "Flower": ("FLOWER_PORT", args.flower_port),
+        "the job worker's metrics": ("METRICS_PORT", args.metrics_port),
+        "the webhook worker's metrics (METRICS_PORT + 1)": ("METRICS_PORT", args.metrics_port + 1),
+    }
     if use_sim:
         ports["the simulator"] = ("SIM_PORT", args.sim_port)
     for what, (variable, port) in ports.items():
@@ -234,9 +243,15 @@ def main(argv: list[str] | None = None) -> int:
             "WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128"
         )
         processes.append(api_process(args.api_port, env, log_dir).start())
-        processes.append(worker_process(env, log_dir).start())
+        processes.append(worker_process(env, log_dir, metrics_port=args.metrics_port).start())
         processes.append(
-            worker_process(env, log_dir, name="webhooks", queues=(WEBHOOK_QUEUE,)).start()
+            worker_process(
+                env,
+                log_dir,
+                name="webhooks",
+                queues=(WEBHOOK_QUEUE,),
+                metrics_port=args.metrics_port + 1,
+            ).start()
         )
         processes.append(beat_process(env, log_dir).start())
         flower_env = env | {"FLOWER_BASIC_AUTH": flower_auth}
@@ -250,7 +265,17 @@ def main(argv: list[str] | None = None) -> int:
         _wait(lambda: http_ok(f"{flower_url}/healthcheck"), processes, "Flower")
         login = flower_auth if "FLOWER_BASIC_AUTH" not in configured else None
         print(
-            _banner(api, flower_url, login, key, reused, log_dir, args.env_file, written),
+            _banner(
+                api,
+                flower_url,
+                login,
+                key,
+                reused,
+                log_dir,
+                args.env_file,
+                written,
+                args.metrics_port,
+            ),
             flush=True,
         )
         while not stop.wait(1.0):
@@ -281,6 +306,7 @@ def _banner(
     log_dir: Path,
     env_file: Path,
     written: bool,
+    metrics_port: int,
 ) -> str:
     submit = (
         f"curl -s -X POST {api}/v1/jobs -H 'Authorization: Bearer {key}' "
@@ -298,6 +324,8 @@ def _banner(
         "promptq is up.",
         f"  API     {api}",
         f"  Flower  {flower_url}  ({login})",
+        f"  Metrics {api}/metrics, http://127.0.0.1:{metrics_port}/metrics (job worker), "
+        f"http://127.0.0.1:{metrics_port + 1}/metrics (webhook worker)",
         f"  Logs    {log_dir}",
         f"  Demo API key: {key}" + (" (the same as last time)" if reused else " (new)"),
     ]

@@ -59,6 +59,8 @@ class Dev:
     api_port: int
     sim_port: int
     flower_port: int
+    # The job worker's /metrics; the webhook worker's is the next port.
+    metrics_port: int
     runs: int = 0
     popen: subprocess.Popen[bytes] | None = None
 
@@ -82,6 +84,7 @@ class Dev:
         argv = [str(BIN / "python"), "-m", "devstack", "--data-dir", str(self.data_dir)]
         argv += ["--api-port", str(self.api_port), "--sim-port", str(self.sim_port)]
         argv += ["--flower-port", str(self.flower_port), "--env-file", str(self.env_file)]
+        argv += ["--metrics-port", str(self.metrics_port)]
         with self.out_path.open("wb") as out:
             self.popen = subprocess.Popen(
                 argv, cwd=ROOT, env=self.env(), stdout=out, stderr=subprocess.STDOUT
@@ -115,7 +118,7 @@ class Dev:
 
 @pytest.fixture
 def dev(tmp_path: Path) -> Iterator[Dev]:
-    running = Dev(tmp_path, free_port(), free_port(), free_port())
+    running = Dev(tmp_path, free_port(), free_port(), free_port(), free_port())
     yield running
     if running.popen is not None and running.popen.poll() is None:
         running.popen.send_signal(signal.SIGINT)
@@ -173,6 +176,13 @@ def test_make_dev_on_embedded_services(dev: Dev) -> None:
 
     wait_until(finished, timeout=60, what="the printed job to finish")
     assert seen["status"] == "succeeded", seen
+    # The metrics the banner names, the job's among them.
+    for url in re.findall(r"(http://\S+/metrics)", _banner_value(output, r"^\s*Metrics (.*)$")):
+        assert requests.get(url, timeout=5).ok, url
+    worker_metrics = f"http://127.0.0.1:{dev.metrics_port}/metrics"
+    assert 'promptq_jobs_finished_total{model="gpt-4o-mini",status="succeeded"} 1.0' in (
+        requests.get(worker_metrics, timeout=5).text
+    )
     assert "Simulated reply from gpt-4o-mini" in seen["result"]["content"]  # type: ignore[index]
     assert dev.stop() == 0, dev.output()
     assert dev.env_file.read_text() == USER_LINES
