@@ -9,6 +9,8 @@ from typing import Any, TypeVar
 import click
 import pydantic
 from click.core import ParameterSource
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from api.request_scope import path_id
 from api.schemas_admin import BudgetUsd, KeyCreate, UserCreate, money
@@ -22,6 +24,7 @@ from shared.repositories.users import (
     list_users,
     set_budgets,
 )
+from shared.settings import get_settings
 
 ModelT = TypeVar("ModelT", bound=pydantic.BaseModel)
 CLEAR = "none"
@@ -55,7 +58,29 @@ def _checked(model: type[ModelT], **fields: Any) -> ModelT:
         raise click.UsageError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
 
 
-@click.group()
+class _AdminGroup(click.Group):
+    """The CLI's errors are one line each: no traceback for a database that does not answer or a
+    setting that does not validate."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OperationalError as exc:
+            url = make_url(get_settings().database_url).render_as_string(hide_password=True)
+            reason = str(exc.orig or exc).strip().splitlines()[0]
+            raise click.ClickException(
+                f"cannot reach PostgreSQL at {url}: {reason}. Is it running, and is DATABASE_URL "
+                "right? (make dev writes the URLs it uses to .env while it runs.)"
+            ) from None
+        except pydantic.ValidationError as exc:
+            first = exc.errors()[0]
+            raise click.ClickException(
+                f"invalid setting {'.'.join(map(str, first['loc'])) or '(settings)'}: "
+                f"{first['msg']}"
+            ) from None
+
+
+@click.group(cls=_AdminGroup)
 def main() -> None:
     """promptq administration."""
 

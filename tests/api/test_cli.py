@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from devstack.processes import BIN
+from devstack.processes import BIN, free_port
 from shared.db import transaction
 from shared.errors import AuthenticationError
 from shared.models import ApiKey, User
@@ -124,3 +124,29 @@ def test_keys_create_list_and_revoke(clean: Services) -> None:
         li for li in _ok(clean, "keys", "list", "alice").splitlines() if key_id in li
     )
     assert revoked_line.split("\t")[3] == "revoked"
+
+
+def test_unreachable_database_and_bad_settings_are_one_line(clean: Services) -> None:
+    """A database nobody listens for, or a setting that does not validate, is one line naming
+    it and exit 1, not a traceback."""
+    nobody = f"postgresql://postgres@127.0.0.1:{free_port()}/promptq"
+    done = subprocess.run(
+        [str(BIN / "promptq"), "users", "create", "alice"],
+        env={**os.environ, "DATABASE_URL": nobody},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("Error: cannot reach PostgreSQL at postgresql+psycopg://")
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    done = subprocess.run(
+        [str(BIN / "promptq"), "users", "list"],
+        env={**os.environ, "DATABASE_URL": clean.database_url, "PERMIT_TTL_S": "999"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("Error: invalid setting")
+    assert "permit_ttl_s" in done.stderr and "Traceback" not in done.stderr
