@@ -89,13 +89,22 @@ def _logged_ready(process: ManagedProcess) -> tuple[str, Callable[[], bool]]:
     return process.name, lambda: "ready." in process.log_text()[offset:]
 
 
+def _backends_answer(port: int) -> bool:
+    """/ready's PostgreSQL and Redis checks pass (its job-worker check may not: accept-only
+    scenarios start none). Asking opens a pooled connection, as it always did before a run."""
+    answer = requests.get(f"http://127.0.0.1:{port}/ready", timeout=2)
+    if answer.status_code == 200:
+        return True
+    checks = answer.json()["error"]["details"]
+    return checks["postgres"] == "ok" and checks["redis"] == "ok"
+
+
 def start_api(port: int, env: dict[str, str], log_dir: Path, name: str = "api") -> Starting:
-    """promptq's gunicorn, as devstack runs it; up when /health answers (/ready also wants a
-    job worker, which accept-only scenarios do not start)."""
+    """promptq's gunicorn, as devstack runs it; ready when PostgreSQL and Redis answer it."""
     process = api_process(port, env, log_dir)
     process.name, process.log_path = name, log_dir / f"{name}.log"
     process.start()
-    return Starting([process], [(name, lambda: http_ok(f"http://127.0.0.1:{port}/health"))])
+    return Starting([process], [(name, lambda: _backends_answer(port))])
 
 
 def start_bare_api(port: int, env: dict[str, str], log_dir: Path) -> Starting:
