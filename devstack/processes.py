@@ -64,6 +64,15 @@ def http_ok(url: str) -> bool:
     return requests.get(url, timeout=2).status_code == 200
 
 
+def refused(url: str) -> bool:
+    """Nothing listens at `url` any more."""
+    try:
+        requests.get(url, timeout=1)
+    except requests.ConnectionError:
+        return True
+    return False
+
+
 @dataclass
 class ManagedProcess:
     """A child process in its own process group, its output in a log file."""

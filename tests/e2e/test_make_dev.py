@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from devstack.__main__ import StartupFailed, _demo_key
-from devstack.processes import BIN, free_port, wait_until
+from devstack.processes import BIN, free_port, refused, wait_until
 from devstack.stack import ROOT
 from tests.support.stack import RunningStack
 
@@ -41,14 +41,6 @@ UNSET = (
     "FLOWER_PORT",
 )
 USER_LINES = "# the developer's own\nLOG_LEVEL=INFO\n"
-
-
-def _refused(url: str) -> bool:
-    try:
-        requests.get(url, timeout=1)
-    except requests.ConnectionError:
-        return True
-    return False
 
 
 @dataclass
@@ -111,7 +103,7 @@ class Dev:
         self.popen.send_signal(signal.SIGINT)
         code = self.popen.wait(timeout=90)
         for port in (self.api_port, self.sim_port, self.flower_port):
-            assert _refused(f"http://127.0.0.1:{port}/"), f"port {port} answers after Ctrl-C"
+            assert refused(f"http://127.0.0.1:{port}/"), f"port {port} answers after Ctrl-C"
         assert not (self.data_dir / "postgres" / "postmaster.pid").exists(), "PostgreSQL runs"
         return code
 
@@ -230,11 +222,11 @@ def test_demo_key_is_kept_while_the_api_accepts_it(stack: RunningStack, tmp_path
     # The API trusts a key it looked up for up to KEY_CACHE_S.
     replaced: list[tuple[str, bool]] = []
 
-    def refused() -> bool:
+    def made_anew() -> bool:
         replaced.append(_demo_key(stack.api_url, stack.env, path))
         return not replaced[-1][1]
 
-    wait_until(refused, timeout=15, what="the revoked demo key to be replaced")
+    wait_until(made_anew, timeout=15, what="the revoked demo key to be replaced")
     assert replaced[-1][0] != first
 
     # Not the API (404): nothing is known about the key, so make dev stops rather than guess.

@@ -27,7 +27,7 @@ import pytest
 import requests
 from sqlalchemy import make_url
 
-from devstack.processes import BIN, free_port, http_ok, wait_until
+from devstack.processes import BIN, free_port, http_ok, refused, wait_until
 from devstack.stack import ROOT, simulator_env
 from shared.models import FINAL_STATUSES
 from tests.conftest import Services, StartSim
@@ -78,14 +78,6 @@ def _base_port() -> int:
         if all(_port_free(base + offset) for offset in (0, 1, 100, 200)):
             return base
     raise RuntimeError("no free range of ports for honcho")
-
-
-def _refused(url: str) -> bool:
-    try:
-        requests.get(url, timeout=1)
-    except requests.ConnectionError:
-        return True
-    return False
 
 
 @dataclass
@@ -295,7 +287,7 @@ def test_honcho_runs_the_procfile_and_loses_no_job_on_sigterm(
         assert took < 15, f"honcho took {took:.1f}s to stop"
         assert first.kill_leftovers() == [], "processes outlived honcho"
         for url in (f"http://127.0.0.1:{p}/" for p in (*web_ports, sim_port, flower_port)):
-            assert _refused(url), f"{url} still answers after SIGTERM"
+            assert refused(url), f"{url} still answers after SIGTERM"
         stack.clear_faults()
 
         # Nothing failed or vanished: the cut-off jobs hold leases that will expire, the rest
