@@ -14,6 +14,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
+import structlog
+
 from shared.cost_estimate import estimated_tokens, prompt_tokens_upper_bound
 from shared.pricing import price_for
 from worker import response_cache
@@ -108,6 +110,8 @@ def run_chain(
         request = replace(spec.request, model=model)
         backoff_ms = 0
         for number in range(1, settings.max_attempts_per_model + 1):
+            # The worker's lines from here on name the model and attempt they are about.
+            structlog.contextvars.bind_contextvars(model=model, attempt=number)
             if not flush() or (not first and sink.cancelled()):
                 return Outcome(abandoned=True)
             first = False

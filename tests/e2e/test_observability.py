@@ -279,6 +279,9 @@ def test_every_log_line_is_json_and_one_request_id_runs_through(observed: Observ
     for name, line in traced:
         if name == "worker":
             assert line["job_id"] == observed.traced_job
+            assert line["user_id"]
+        if (name, line["event"]) == ("worker", "job.finished"):
+            assert (line["model"], line["attempt"]) == (HEALTHY, 1)
     # The receiver was told it too.
     assert observed.delivery.headers["x-request-id"] == REQUEST_ID
 

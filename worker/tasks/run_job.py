@@ -130,7 +130,7 @@ def run_job(job_id: str) -> None:
         _run_claimed(claim, taken_at, settings)
     finally:
         structlog.contextvars.unbind_contextvars(
-            "job_id", "user_id", "request_id", "model", "delivery"
+            "job_id", "user_id", "request_id", "model", "delivery", "attempt"
         )
 
 
