@@ -37,5 +37,6 @@ class JsonGunicornLogger(Logger):
                 "bytes": getattr(resp, "sent", None),
                 "duration_ms": round(request_time.total_seconds() * 1000, 3),
                 "remote_addr": environ.get("REMOTE_ADDR"),
+                "user_agent": environ.get("HTTP_USER_AGENT"),
             },
         )

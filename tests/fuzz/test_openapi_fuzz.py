@@ -33,9 +33,6 @@ MIN_REQUESTS = int(os.environ.get("FUZZ_MIN_REQUESTS", "40"))
 SEED = os.environ.get("FUZZ_SEED", "1")
 ADMIN_KEY = "pq_admin_" + secrets.token_urlsafe(16)
 # gunicorn's access log: ... "GET /v1/models?x=1 HTTP/1.1" 200 512 "-" "schemathesis/4.32.5"
-ACCESS_LINE = re.compile(
-    r'"(?P<method>[A-Z]+) (?P<target>\S+) HTTP/[\d.]+" (?P<status>\d{3}) .*"schemathesis/'
-)
 
 
 @dataclass(frozen=True)
@@ -100,13 +97,19 @@ def _requests_per_operation(log_path: Path, document: dict[str, Any]) -> Counter
     ]
     counts: Counter[str] = Counter()
     for line in log_path.read_text(errors="replace").splitlines():
-        if not (match := ACCESS_LINE.search(line)):
+        # gunicorn's access lines are JSON (api/gunicorn_logging.py); only Schemathesis's count.
+        if not line.startswith("{"):
+            continue
+        entry = json.loads(line)
+        if entry.get("event") != "http.access" or not str(entry.get("user_agent") or "").startswith(
+            "schemathesis/"
+        ):
             continue
         name = next(
             (
                 f"{method} {path}"
                 for method, pattern, path in operations
-                if method == match["method"] and pattern.match(match["target"])
+                if method == entry["method"] and pattern.match(entry["path"])
             ),
             "(not a documented operation)",
         )
