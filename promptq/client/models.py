@@ -1,0 +1,191 @@
+"""Typed results: pydantic models mirroring the API's JSON (GET /openapi.json).
+
+Fields the server adds later are kept (`extra="allow"`) rather than refused, so an older client
+keeps working against a newer server. Money is `Decimal` (the API sends decimal strings so no
+precision is lost)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+FINAL_JOB_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class TokenUsage(_Model):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+
+
+class JobResult(_Model):
+    content: str | None = None
+    finish_reason: str | None = None
+    provider: str | None = None
+    model: str | None = None
+
+
+class JobError(_Model):
+    code: str
+    message: str = ""
+
+
+class Job(_Model):
+    """A job as GET /v1/jobs/<id> shows it (and webhook events carry it)."""
+
+    id: str
+    status: str
+    priority: str
+    model: str
+    fallbacks: list[str] = []
+    response_format: dict[str, Any] | None = None
+    callback_url: str | None = None
+    max_cost_usd: Decimal | None = None
+    cache: bool = True
+    result: JobResult | None = None
+    error: JobError | None = None
+    usage: TokenUsage = TokenUsage()
+    cost_usd: Decimal = Decimal(0)
+    metadata: dict[str, Any] = {}
+    batch_id: str | None = None
+    custom_id: str | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    status_url: str = ""
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_JOB_STATUSES
+
+
+class Attempt(_Model):
+    """One provider call made for a job."""
+
+    number: int
+    provider: str
+    model: str
+    outcome: str
+    error_code: str | None = None
+    error_message: str | None = None
+    latency_ms: int = 0
+    backoff_ms: int = 0
+    cached: bool = False
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: Decimal = Decimal(0)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class BatchCounts(_Model):
+    queued: int = 0
+    running: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    total: int = 0
+
+    @property
+    def done(self) -> int:
+        """Jobs in a final state."""
+        return self.succeeded + self.failed + self.cancelled
+
+
+class Batch(_Model):
+    id: str
+    status: str
+    counts: BatchCounts
+    created_at: datetime
+    metadata: dict[str, Any] = {}
+    results_url: str = ""
+
+    @property
+    def is_complete(self) -> bool:
+        return self.status == "completed"
+
+
+class BatchResult(_Model):
+    """One line of GET /v1/batches/<id>/results: a finished job of the batch."""
+
+    custom_id: str
+    job_id: str
+    status: str
+    result: JobResult | None = None
+    error: JobError | None = None
+    usage: TokenUsage = TokenUsage()
+    cost_usd: Decimal = Decimal(0)
+
+
+class UsageRow(_Model):
+    date: date
+    model: str
+    provider: str
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: Decimal
+
+
+class UsageTotals(_Model):
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: Decimal
+
+
+class UsageReport(_Model):
+    start: date
+    end: date
+    data: list[UsageRow]
+    totals: UsageTotals
+
+
+class WebhookEndpoint(_Model):
+    id: str
+    url: str
+    description: str | None = None
+    event_types: list[str]
+    enabled: bool
+    disabled_reason: str | None = None
+    previous_secret_expires_at: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+    # Only in the answers that show it once: create and rotate-secret.
+    secret: str | None = None
+
+
+class DeliveryAttempt(_Model):
+    number: int
+    url: str
+    outcome: str
+    status_code: int | None = None
+    latency_ms: int | None = None
+    peer: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    response_body: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class Delivery(_Model):
+    """One webhook message of an endpoint, with its attempts."""
+
+    id: str
+    event_type: str
+    job_id: str | None = None
+    status: str
+    attempt_count: int = 0
+    next_attempt_at: datetime | None = None
+    last_error: str | None = None
+    created_at: datetime
+    finished_at: datetime | None = None
+    attempts: list[DeliveryAttempt] = []
