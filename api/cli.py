@@ -14,6 +14,7 @@ from sqlalchemy.exc import OperationalError
 
 from api.request_scope import path_id
 from api.schemas_admin import BudgetUsd, KeyCreate, UserCreate, money
+from promptq.cli import register_user_commands
 from shared.db import transaction
 from shared.errors import PromptqError
 from shared.models import ApiKey
@@ -203,3 +204,6 @@ def keys_revoke(key_id: str) -> None:
         raise _fail(exc) from None
     assert key.revoked_at is not None  # revoke_key sets it
     click.echo(f"revoked {key.id} ({key.prefix}) at {key.revoked_at.isoformat()}")
+
+
+register_user_commands(main)
