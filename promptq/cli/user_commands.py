@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import pydantic
 
 from promptq.cli.output import (
     BatchProgress,
@@ -49,6 +50,14 @@ def _connected(command: F) -> F:
                 return command(client=client, **kwargs)
         except PromptqClientError as exc:
             raise click.ClickException(exc.one_line()) from None
+        except pydantic.ValidationError as exc:
+            # Caught here, or the admin group would call it an invalid setting.
+            first = exc.errors()[0]
+            where = ".".join(map(str, first["loc"]))
+            raise click.ClickException(
+                f"unexpected_response: the API's answer does not match this client "
+                f"({where}: {first['msg']})"
+            ) from None
 
     return run  # type: ignore[return-value]
 
