@@ -60,8 +60,8 @@ def error_from(response: requests.Response) -> APIError:
 
 
 class Transport:
-    """One `requests.Session` to one API with one key; thread-safe for use from one thread at a
-    time (as requests' sessions are)."""
+    """One `requests.Session` to one API with one key. Like the session, it is not meant to be
+    shared by threads at once: give each thread a Client of its own."""
 
     def __init__(
         self,
