@@ -26,6 +26,8 @@ COPY worker ./worker
 COPY shared ./shared
 COPY sim ./sim
 COPY devstack ./devstack
+# The client and the user commands of the `promptq` CLI (api/cli.py registers them).
+COPY promptq ./promptq
 RUN pip install --no-cache-dir --no-deps . \
     && pip check \
     && rm -rf build *.egg-info

@@ -83,7 +83,8 @@ class _AdminGroup(click.Group):
 
 @click.group(cls=_AdminGroup)
 def main() -> None:
-    """promptq administration."""
+    """promptq: your jobs (submit, status, batch, usage; PROMPTQ_URL and PROMPTQ_KEY) and the
+    administration of users and keys (DATABASE_URL)."""
 
 
 @main.group()
