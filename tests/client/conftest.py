@@ -33,7 +33,10 @@ class Account:
     key: str
 
 
-@pytest.fixture(scope="session")
+# One stack for tests/client alone: a session-wide one outlived the package, and its workers
+# (worker@host, webhooks@host) then took the jobs and answered the inspections of later tests
+# that share the session's Redis (tests/e2e/test_flower.py saw them as duplicate nodes).
+@pytest.fixture(scope="package")
 def stack(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     log_dir: Path = tmp_path_factory.mktemp("client-stack")
     running = start_stack(
