@@ -139,7 +139,7 @@ def admit_job(key: CallerKey, job: NewJob, idempotency: Idempotency | None) -> t
     written = _admit(key, [job], write)
     if isinstance(written, _Replay):
         return written.job, False
-    metrics.jobs_admitted.labels(job.values["priority"], "job").inc()
+    _count_admitted([job], "job")
     log.info("job.accepted", job_id=job.id, user_id=str(key.user_id), model=written.model)
     return written, True
 

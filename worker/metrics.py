@@ -66,7 +66,7 @@ jobs_finished = Counter(
 )
 job_queue_wait = Histogram(
     "promptq_job_queue_wait_seconds",
-    "From acceptance (or the end of a requeue's wait) to a worker's claim.",
+    "From acceptance to the first claim (a requeued job's later claims are not counted).",
     ["priority"],
     buckets=JOB_LATENCY_BUCKETS,
 )
