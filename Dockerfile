@@ -51,4 +51,4 @@ HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=5 \
 # WEB_CONCURRENCY sets the number of gunicorn worker processes (gunicorn's default: 1).
 # api.gunicorn_conf: metrics summed over those processes (PROMETHEUS_MULTIPROC_DIR, else a
 # fresh temporary folder) and gunicorn's lines as JSON.
-CMD ["gunicorn", "--config", "python:api.gunicorn_conf", "api.wsgi:app", "--bind", "0.0.0.0:8000", "--worker-class", "gthread", "--threads", "4", "--worker-tmp-dir", "/dev/shm", "--access-logfile", "-", "--graceful-timeout", "10", "--limit-request-line", "8190"]
+CMD ["gunicorn", "--config", "python:api.gunicorn_conf", "api.wsgi:app", "--bind", "0.0.0.0:8000", "--worker-class", "gevent", "--worker-connections", "1000", "--worker-tmp-dir", "/dev/shm", "--access-logfile", "-", "--graceful-timeout", "10", "--limit-request-line", "8190"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import REGISTRY, Collector
@@ -45,6 +45,12 @@ http_duration = Histogram(
     "Time to answer HTTP requests, by method and route.",
     ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 30),
+)
+
+long_polls_waiting = Gauge(
+    "promptq_long_polls_waiting",
+    "Requests parked in a long-poll (GET /v1/jobs/<id>?wait=N), summed over the live processes.",
+    multiprocess_mode="livesum",
 )
 
 

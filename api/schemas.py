@@ -27,6 +27,8 @@ from shared.pricing import PRICE_TABLE, model_chain
 from shared.settings import get_settings
 
 MAX_FALLBACKS = 5
+# A long-poll's longest wait: under the usual 60 s proxy and load-balancer idle timeouts.
+MAX_WAIT_S = 30
 # Documented, not enforced by pydantic: an unknown model is refused as `unknown_model`.
 KNOWN_MODELS: dict[str, Any] = {"enum": sorted(PRICE_TABLE)}
 # "At least one user message", in the schema as well as in the validator below.
@@ -140,6 +142,23 @@ class JobListQuery(PageQuery):
     model: str | None = Field(default=None, min_length=1, max_length=100, pattern=NO_NUL)
     created_after: Rfc3339Datetime | None = None
     created_before: Rfc3339Datetime | None = None
+
+
+class JobGetQuery(BaseModel):
+    """Query string of GET /v1/jobs/<id>."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    wait: float = Field(
+        default=0,
+        ge=0,
+        le=MAX_WAIT_S,
+        allow_inf_nan=False,
+        description=(
+            f"Answer once the job is final or after this many seconds (at most {MAX_WAIT_S}),"
+            " whichever comes first; 0 answers at once."
+        ),
+    )
 
 
 class AttemptOut(BaseModel):

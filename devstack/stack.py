@@ -68,8 +68,22 @@ def sim_process(
     return ManagedProcess("sim", argv, {}, log_dir / "sim.log", cwd=ROOT)
 
 
+# How gunicorn serves the API. gevent: a long-poll (GET /v1/jobs/<id>?wait=N) parks a greenlet, so
+# hundreds of waiters leave submissions their share; gthread's handful of threads would all be
+# parked by the first waiters (figures: the bench's long-poll scenario, README "Serving model").
+# gthread stays selectable for that comparison.
+API_WORKER_CLASSES: dict[str, tuple[str, ...]] = {
+    "gevent": ("--worker-class", "gevent", "--worker-connections", "1000"),
+    "gthread": ("--worker-class", "gthread", "--threads", "4"),
+}
+
+
 def api_process(
-    port: int, env: Mapping[str, str], log_dir: Path, workers: int = 2
+    port: int,
+    env: Mapping[str, str],
+    log_dir: Path,
+    workers: int = 2,
+    worker_class: str = "gevent",
 ) -> ManagedProcess:
     argv = [
         str(BIN / "gunicorn"),
@@ -81,10 +95,7 @@ def api_process(
         f"127.0.0.1:{port}",
         "--workers",
         str(workers),
-        "--worker-class",
-        "gthread",
-        "--threads",
-        "4",
+        *API_WORKER_CLASSES[worker_class],
         "--access-logfile",
         "-",
         "--graceful-timeout",

@@ -142,7 +142,7 @@ def _unmark_received_job(request: Any = None, **_: Any) -> None:
     broker's visibility timeout (an hour by default). A duplicate message is harmless. The
     unmark is handed to a thread (worker/receipt_unmarks.py): this runs on the event loop."""
     if request is not None and request.name == RUN_JOB_TASK and request.args:
-        get_receipt_unmarker().received(request.args[0])
+        get_receipt_unmarker().add(request.args[0])
 
 
 @worker_shutting_down.connect

@@ -8,10 +8,19 @@ from api import openapi, screening
 from api.admission import IDEMPOTENCY_HEADER, Idempotency, admit_job
 from api.auth import current_key
 from api.cursor import decode_cursor, encode_cursor
+from api.job_waits import wait_until_final
 from api.request_scope import db, parse_body, parse_query
-from api.schemas import AttemptList, AttemptOut, JobCreate, JobList, JobListQuery, JobOut
+from api.schemas import (
+    AttemptList,
+    AttemptOut,
+    JobCreate,
+    JobGetQuery,
+    JobList,
+    JobListQuery,
+    JobOut,
+)
 from api.submissions import new_job
-from shared import outbox
+from shared import job_announcements, outbox
 from shared.errors import ValidationError
 from shared.logging import get_logger
 from shared.models import Job
@@ -110,9 +119,22 @@ def list_own_jobs() -> Response:
 
 
 @bp.get("/<job_id>")
-@openapi.operation(summary="Get a job", responses={200: JobOut}, tags=TAGS)
+@openapi.operation(
+    summary="Get a job; with ?wait=N, once it is final or after N seconds (a long-poll)",
+    query=JobGetQuery,
+    responses={200: JobOut},
+    tags=TAGS,
+)
 def get_job(job_id: str) -> Response:
-    return _job_json(get_job_for_user(db(), job_id, current_key().user_id), 200)
+    user_id = current_key().user_id
+    query = parse_query(JobGetQuery)
+    session = db()
+    if not query.wait:
+        return _job_json(get_job_for_user(session, job_id, user_id), 200)
+    job = wait_until_final(
+        lambda: get_job_for_user(session, job_id, user_id), session.close, job_id, query.wait
+    )
+    return _job_json(job, 200)
 
 
 @bp.post("/<job_id>/cancel")
@@ -125,6 +147,7 @@ def cancel(job_id: str) -> Response:
     job = cancel_job(session, job_id, current_key().user_id)
     webhooks = enqueue_job_events(session, [job.id], settings.public_base_url)
     session.commit()
+    job_announcements.announce([job.id])
     outbox.publish_webhooks(webhooks)
     log.info("job.cancelled", job_id=job_id)
     return _job_json(job, 200)

@@ -18,7 +18,7 @@ import requests
 from promptq.client.batches import Batches
 from promptq.client.models import Attempt, Job, UsageReport
 from promptq.client.transport import DEFAULT_URL, RetryPolicy, Transport
-from promptq.client.waiting import wait_until_final
+from promptq.client.waiting import long_poll_until_final
 from promptq.client.webhook_endpoints import WebhookEndpoints
 
 Message = Mapping[str, str]
@@ -108,8 +108,15 @@ class Client:
         )
         return Job.model_validate(answer)
 
-    def get(self, job_id: str) -> Job:
-        return Job.model_validate(self._http.json("GET", f"/v1/jobs/{job_id}"))
+    def get(self, job_id: str, wait: float = 0.0) -> Job:
+        """The job; with `wait` (at most 30 s), once it is final or after `wait` seconds,
+        whichever comes first (the server holds the request: a long-poll)."""
+        if not wait:
+            return Job.model_validate(self._http.json("GET", f"/v1/jobs/{job_id}"))
+        answer = self._http.json(
+            "GET", f"/v1/jobs/{job_id}", params={"wait": f"{wait:.3f}"}, read_timeout_extra=wait
+        )
+        return Job.model_validate(answer)
 
     def wait(
         self,
@@ -119,9 +126,14 @@ class Client:
     ) -> Job:
         """The job once it is final (succeeded, failed or cancelled), waiting at most `timeout`
         seconds overall; WaitTimeout (its `last` is the job as last seen) after that.
-        `on_update` gets the job each time it is read."""
-        return wait_until_final(
-            lambda: self.get(job_id), lambda job: job.is_final, timeout, on_update, f"job {job_id}"
+        `on_update` gets the job each time it is read: at most every 30 s, the server holding
+        each read until the job is final (long-polls, answered within milliseconds of the end)."""
+        return long_poll_until_final(
+            lambda wait: self.get(job_id, wait=wait),
+            lambda job: job.is_final,
+            timeout,
+            on_update,
+            f"job {job_id}",
         )
 
     def cancel(self, job_id: str) -> Job:

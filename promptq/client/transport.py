@@ -99,9 +99,11 @@ class Transport:
         resend_on_disconnect: bool | None = None,
         stream: bool = False,
         retry: RetryPolicy | None = None,
+        read_timeout_extra: float = 0.0,
     ) -> requests.Response:
         """Send until a non-retryable answer; return it if 2xx, raise its APIError otherwise.
-        `resend_on_disconnect` defaults to true for GET only."""
+        `resend_on_disconnect` defaults to true for GET only; `read_timeout_extra` is added to
+        the read timeout, for an answer the server holds back on purpose (a long-poll)."""
         policy = retry or self.retry
         if resend_on_disconnect is None:
             resend_on_disconnect = method == "GET"
@@ -119,7 +121,7 @@ class Transport:
                     json=json,
                     params=query,
                     headers=dict(headers or {}),
-                    timeout=self.timeout,
+                    timeout=self._timeout(read_timeout_extra),
                     stream=stream,
                 )
             except requests.RequestException as exc:
@@ -138,6 +140,12 @@ class Transport:
             if wait > deadline - time.monotonic():
                 raise error
             time.sleep(wait)
+
+    def _timeout(self, extra: float) -> float | tuple[float, float]:
+        if not extra:
+            return self.timeout
+        connect, read = self.timeout if isinstance(self.timeout, tuple) else (self.timeout,) * 2
+        return connect, read + extra
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.request(method, path, **kwargs)

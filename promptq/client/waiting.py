@@ -34,8 +34,7 @@ def wait_until_final(
     """Fetch until `is_final`, for at most `timeout` seconds overall; WaitTimeout (with the last
     state seen) after that. `on_update` gets every state fetched, the final one included.
 
-    The server has no long-poll yet, so this polls with a short, growing interval; it is the one
-    place to switch to `GET /v1/jobs/<id>?wait=N` once the API offers it (issue 12, part 3)."""
+    It polls with a short, growing interval: for what the server cannot long-poll (batches)."""
     deadline = time.monotonic() + timeout
     pauses = intervals()
     while True:
@@ -48,3 +47,28 @@ def wait_until_final(
         if left <= 0:
             raise WaitTimeout(f"{what} was not final after {timeout:g} s", last=state)
         time.sleep(min(next(pauses), left))
+
+
+# The server's longest long-poll (GET /v1/jobs/<id>?wait=N).
+LONG_POLL_MAX_S = 30.0
+
+
+def long_poll_until_final(
+    fetch: Callable[[float], T],
+    is_final: Callable[[T], bool],
+    timeout: float,
+    on_update: Callable[[T], None] | None = None,
+    what: str = "the job",
+) -> T:
+    """Like wait_until_final, but `fetch(wait)` is a long-poll the server holds for up to `wait`
+    seconds and answers as soon as the state is final: no sleeping here, no request wasted."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        state = fetch(min(LONG_POLL_MAX_S, max(0.0, left)))
+        if on_update is not None:
+            on_update(state)
+        if is_final(state):
+            return state
+        if deadline - time.monotonic() <= 0:
+            raise WaitTimeout(f"{what} was not final after {timeout:g} s", last=state)

@@ -190,3 +190,18 @@ def test_the_client_imports_nothing_of_the_server() -> None:
             if words[:1] in (["import"], ["from"]) and len(words) > 1:
                 top = words[1].split(".")[0]
                 assert top not in {"api", "worker", "shared", "sim", "devstack"}, (source, line)
+
+
+def test_wait_long_polls_each_read_for_what_is_left_of_its_deadline() -> None:
+    """`wait` asks the server to hold each read (?wait=N, at most 30 s) instead of sleeping
+    between reads: the scripted server answers a queued job twice, then the final one."""
+    final = {**JOB, "status": "succeeded"}
+    answers = [Answer(200, JOB), Answer(200, JOB), Answer(200, final)]
+    with scripted(answers) as (url, script), Client(url, "k") as client:
+        started = time.monotonic()
+        job = client.wait(JOB["id"], timeout=45)
+    assert job.status == "succeeded"
+    waits = [float(seen.path.split("?wait=")[1]) for seen in script.seen]
+    assert waits[0] == 30.0 and all(0 < w <= 30 for w in waits)
+    # No pause of the client's own between the reads: the server's hold is the only wait.
+    assert time.monotonic() - started < 2

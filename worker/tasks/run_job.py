@@ -34,6 +34,7 @@ from shared.settings import Settings, get_settings
 from worker import metrics
 from worker.attempt import AttemptResult
 from worker.celery_app import app
+from worker.final_announcements import get_final_announcer
 from worker.lease_keeper import get_lease_keeper
 from worker.pipeline import JobSpec, run_chain
 from worker.pipeline import Outcome as ChainOutcome
@@ -236,6 +237,7 @@ def _finish(
     if webhooks is None:
         log.warning("job.lease_lost")
         return
+    get_final_announcer().add(str(claim.job_id))
     outbox.publish_webhooks(webhooks)
     if record is not None:
         metrics.record_attempt(record.model, record.outcome, _billed(record))

@@ -9,7 +9,7 @@ import contextlib
 
 from redis.exceptions import LockError
 
-from shared import outbox
+from shared import job_announcements, outbox
 from shared.db import transaction
 from shared.logging import get_logger
 from shared.queueing import SWEEP_TASK
@@ -37,6 +37,7 @@ def sweep() -> None:
             expired = expire_leases(session, settings.max_deliveries)
             webhooks = enqueue_job_events(session, expired.failed, settings.public_base_url)
         outbox.publish_webhooks(webhooks)
+        job_announcements.announce(expired.failed)
         # After Redis lost its data no queued job has a message: publish them all now rather
         # than after the grace period that shields jobs the API is publishing right now.
         lost = outbox.broker_lost("sweep")
