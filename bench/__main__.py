@@ -24,14 +24,33 @@ from pathlib import Path
 from bench import report
 from bench.context import BenchContext
 from bench.results import ScenarioResult
-from bench.scenarios import accept, batch, completion, degraded, idle, priority, statement_counts
+from bench.scenarios import (
+    accept,
+    batch,
+    completion,
+    degraded,
+    idle,
+    long_poll,
+    priority,
+    statement_counts,
+)
 from bench.services import bench_services
 from bench.sizes import QUICK, STANDARD
 from bench.stack import BenchStack
-from devstack.stack import ROOT
+from devstack.stack import API_WORKER_CLASSES, ROOT
 
 # In this order, the worker shape one scenario leaves running serves the next.
-SCENARIOS = ("statements", "accept", "sweep", "batch", "completion", "degraded", "idle", "priority")
+SCENARIOS = (
+    "statements",
+    "accept",
+    "long_poll",
+    "sweep",
+    "batch",
+    "completion",
+    "degraded",
+    "idle",
+    "priority",
+)
 # Users (each with one key) the accept scenarios spread their load over.
 ACCOUNTS = 8
 
@@ -93,6 +112,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--completion-jobs", type=int, help="jobs per completion run")
     parser.add_argument("--out", type=Path, help="results folder (default bench/results/<UTC>)")
     parser.add_argument("--no-charts", action="store_true")
+    parser.add_argument(
+        "--api-worker-class",
+        choices=sorted(API_WORKER_CLASSES),
+        default="gevent",
+        help="gunicorn's worker class for promptq's and the bare API (default: promptq's own)",
+    )
     args = parser.parse_args(argv)
     chosen = args.only.split(",") if args.only else list(SCENARIOS)
     unknown = set(chosen) - set(SCENARIOS)
@@ -138,13 +163,14 @@ def main(argv: list[str] | None = None) -> int:
 
     with bench_services(ROOT / ".data" / "bench") as services:
         say(f"services: {'embedded' if services.embedded else 'configured'}; results {out_dir}")
-        stack = BenchStack(services, out_dir / "logs")
+        stack = BenchStack(services, out_dir / "logs", args.api_worker_class)
         try:
             stack.start(ACCOUNTS)
             say("stack ready")
             ctx = BenchContext(stack, sizes, out_dir, args.profile)
             steps: dict[str, Callable[[], list[ScenarioResult]]] = {
                 "accept": lambda: accept.run(ctx),
+                "long_poll": lambda: long_poll.run(ctx),
                 "sweep": lambda: [accept.sweep(ctx)] if sizes.sweep_connections else [],
                 "batch": lambda: batch.run(ctx),
                 "completion": lambda: completion.run(ctx),

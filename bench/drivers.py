@@ -22,7 +22,12 @@ def _run(module: str, args: Sequence[str], timeout: float) -> dict[str, Any]:
     )
     if done.returncode != 0:
         raise RuntimeError(f"{module} failed ({done.returncode}): {done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return last_json(done.stdout)
+
+
+def last_json(stdout: str) -> dict[str, Any]:
+    """The report a bench process prints as its last line."""
+    return json.loads(stdout.strip().splitlines()[-1])
 
 
 def load(
@@ -34,9 +39,11 @@ def load(
     warmup: float = 0.0,
     keys: Sequence[str] = (),
     idempotency: bool = False,
+    request_timeout: float | None = None,
 ) -> dict[str, Any]:
     """POST job bodies at `url` over `connections` connections for `duration` seconds (or
-    exactly `requests` requests) from bench.load_generator; its report."""
+    exactly `requests` requests) from bench.load_generator; its report. `request_timeout`
+    drops a request unanswered for that long (counted as a timeout)."""
     args = ["--url", url, "--connections", str(connections)]
     if duration is not None:
         args += ["--duration", str(duration), "--warmup", str(warmup)]
@@ -46,6 +53,8 @@ def load(
         args += ["--keys", ",".join(keys)]
     if idempotency:
         args.append("--idempotency")
+    if request_timeout is not None:
+        args += ["--request-timeout", str(request_timeout)]
     return _run("bench.load_generator", args, timeout=(duration or 60) + warmup + 120)
 
 

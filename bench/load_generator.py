@@ -37,6 +37,8 @@ class Tally:
     latencies_ms: list[float] = field(default_factory=list)
     status: Counter[int] = field(default_factory=Counter)
     connection_errors: int = 0
+    # Requests unanswered after --request-timeout (their connection is dropped).
+    timeouts: int = 0
     # Every response, inside the window or not: what the server did while it was metered.
     responses: int = 0
 
@@ -76,7 +78,7 @@ def _request_bytes(target: Target, key: str | None, n: int, args: argparse.Names
     return ("\r\n".join(headers) + "\r\n\r\n").encode() + body
 
 
-async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
     """(status, whether the server keeps the connection open)."""
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
@@ -130,7 +132,14 @@ class Run:
                 started = time.monotonic()
                 try:
                     writer.write(request)
-                    status, keep_alive = await _read_response(reader)
+                    status, keep_alive = await asyncio.wait_for(
+                        read_response(reader), self.args.request_timeout
+                    )
+                except TimeoutError:
+                    self.tally.timeouts += 1
+                    writer.close()
+                    reader = writer = None
+                    continue
                 except (OSError, asyncio.IncompleteReadError):
                     self.tally.connection_errors += 1
                     writer.close()
@@ -175,6 +184,7 @@ async def _drive(args: argparse.Namespace) -> dict[str, object]:
         "rps": accepted / elapsed,
         "status": {str(code): n for code, n in sorted(run.tally.status.items())},
         "connection_errors": run.tally.connection_errors,
+        "timeouts": run.tally.timeouts,
         "latency_ms": {
             "p50": percentile(latencies, 50),
             "p90": percentile(latencies, 90),
@@ -199,6 +209,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model", default="gpt-4o-mini")
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--priority", default="normal")
+    parser.add_argument(
+        "--request-timeout", type=float, help="seconds before an unanswered request is dropped"
+    )
     args = parser.parse_args(argv)
     if args.requests is not None and args.warmup:
         parser.error("--warmup goes with --duration")

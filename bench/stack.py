@@ -99,17 +99,21 @@ def _backends_answer(port: int) -> bool:
     return checks["postgres"] == "ok" and checks["redis"] == "ok"
 
 
-def start_api(port: int, env: dict[str, str], log_dir: Path, name: str = "api") -> Starting:
+def start_api(
+    port: int, env: dict[str, str], log_dir: Path, name: str = "api", worker_class: str = "gevent"
+) -> Starting:
     """promptq's gunicorn, as devstack runs it; ready when PostgreSQL and Redis answer it."""
-    process = api_process(port, env, log_dir)
+    process = api_process(port, env, log_dir, worker_class=worker_class)
     process.name, process.log_path = name, log_dir / f"{name}.log"
     process.start()
     return Starting([process], [(name, lambda: _backends_answer(port))])
 
 
-def start_bare_api(port: int, env: dict[str, str], log_dir: Path) -> Starting:
+def start_bare_api(
+    port: int, env: dict[str, str], log_dir: Path, worker_class: str = "gevent"
+) -> Starting:
     """Baseline (a) under exactly promptq's gunicorn command, only the app swapped."""
-    template = api_process(port, env, log_dir)
+    template = api_process(port, env, log_dir, worker_class=worker_class)
     argv = [("bench.baselines.bare_api:app" if a == "api.wsgi:app" else a) for a in template.argv]
     process = ManagedProcess("bare-api", argv, env, log_dir / "bare-api.log", cwd=ROOT).start()
     return Starting(
@@ -167,6 +171,8 @@ class BenchStack:
 
     services: Services
     log_dir: Path
+    # gunicorn's worker class of promptq's and the bare API (devstack.stack.API_WORKER_CLASSES).
+    api_worker_class: str = "gevent"
     database_url: str = ""
     promptq_redis_url: str = ""
     baseline_redis_url: str = ""
@@ -207,8 +213,8 @@ class BenchStack:
         self.processes.update(sim=sim, beat=beat)
         started = wait_ready(
             Starting([], [("the simulator", lambda: http_ok(f"{self.sim_url}/health"))]),
-            start_api(api_port, self.env, self.log_dir),
-            start_bare_api(bare_port, bare_env, self.log_dir),
+            start_api(api_port, self.env, self.log_dir, worker_class=self.api_worker_class),
+            start_bare_api(bare_port, bare_env, self.log_dir, self.api_worker_class),
         )
         self.processes.update({p.name: p for p in started})
         self.keys = [self._account(n) for n in range(accounts)]

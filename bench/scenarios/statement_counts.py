@@ -58,7 +58,13 @@ def run(ctx: BenchContext) -> tuple[ScenarioResult, dict[str, dict[str, float]]]
                 "BENCH_REDIS_URL": stack.baseline_redis_url,
             }
             processes += wait_ready(
-                start_api(api_port, env, stack.log_dir, name="api-counted"),
+                start_api(
+                    api_port,
+                    env,
+                    stack.log_dir,
+                    name="api-counted",
+                    worker_class=stack.api_worker_class,
+                ),
                 start_bare_api(bare_port, bare_env, stack.log_dir),
             )
             since = database_now(connection)
