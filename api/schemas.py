@@ -5,10 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
-from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.schemas_common import PageQuery
 from api.schemas_fields import (
@@ -18,10 +17,11 @@ from api.schemas_fields import (
     PositiveUsd,
     ResponseFormat,
     Rfc3339Datetime,
+    UsdOut,
     json_int,
     small_metadata,
 )
-from shared.job_view import JobOut, usd
+from shared.job_view import JobOut
 from shared.models import JobStatus
 from shared.pricing import PRICE_TABLE, model_chain
 from shared.settings import get_settings
@@ -158,7 +158,7 @@ class AttemptOut(BaseModel):
     cached: bool = Field(description="Served from the response cache: no call, no cost.")
     input_tokens: int
     output_tokens: int
-    cost_usd: Annotated[Decimal, PlainSerializer(usd, return_type=str)]
+    cost_usd: UsdOut
     started_at: datetime
     finished_at: datetime
 

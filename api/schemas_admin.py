@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     model_validator,
 )
 
-from api.schemas_fields import HttpUrlText, IsoDate, Usd, json_int
+from api.schemas_fields import HttpUrlText, IsoDate, Usd, UsdOut, json_int
 from shared.webhook_events import EVENT_TYPES
 
 # Postgres INTEGER columns: a larger number would fail in the database, not here.
@@ -26,11 +24,6 @@ MAX_USAGE_DAYS = 366
 # PostgreSQL text cannot hold NUL; names refuse the other control characters too.
 NAME_PATTERN = r"^[^\x00-\x1f\x7f]*$"
 TEXT_PATTERN = r"^[^\x00]*$"
-
-
-def money(value: Decimal | None) -> str | None:
-    """Exact decimal dollars as a string (no exponent, no trailing zeros)."""
-    return None if value is None else format(value.normalize(), "f")
 
 
 def _in_future(value: datetime) -> datetime:
@@ -48,8 +41,6 @@ BudgetUsd = Annotated[
     ),
 ]
 RateLimit = json_int(ge=1, le=MAX_INT4)
-# A Decimal column shown as exact dollars in a string, so no precision is lost in JSON.
-MoneyOut = Annotated[str, BeforeValidator(money)]
 
 
 class _Body(BaseModel):
@@ -155,8 +146,8 @@ class UserOut(_Row):
     id: uuid.UUID
     object: Literal["user"] = "user"
     name: str
-    daily_budget_usd: MoneyOut | None = Field(description="Dollars per UTC day; null: none.")
-    monthly_budget_usd: MoneyOut | None = Field(description="Dollars per month; null: none.")
+    daily_budget_usd: UsdOut | None = Field(description="Dollars per UTC day; null: none.")
+    monthly_budget_usd: UsdOut | None = Field(description="Dollars per month; null: none.")
     created_at: datetime
 
 
@@ -205,14 +196,14 @@ class UsageRow(_Row):
     requests: int = Field(description="Billed attempts.")
     input_tokens: int
     output_tokens: int
-    cost_usd: MoneyOut
+    cost_usd: UsdOut
 
 
 class UsageTotals(BaseModel):
     requests: int
     input_tokens: int
     output_tokens: int
-    cost_usd: MoneyOut
+    cost_usd: UsdOut
 
 
 class UsageOut(BaseModel):

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.schemas import JobCreate
-from api.schemas_fields import METADATA_DOC, NO_NUL, small_metadata
+from api.schemas_fields import METADATA_DOC, NO_NUL, UsdOut, small_metadata
 from shared.job_view import Usage
 from shared.settings import get_settings
 
@@ -76,4 +76,4 @@ class BatchResultLine(BaseModel):
     result: dict[str, Any] | None
     error: dict[str, Any] | None
     usage: Usage
-    cost_usd: str
+    cost_usd: UsdOut

@@ -11,7 +11,17 @@ from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    field_validator,
+)
+
+from shared.money import usd
 
 MAX_METADATA_KEYS = 16
 MAX_METADATA_BYTES = 4096
@@ -160,6 +170,9 @@ Usd = Annotated[
     ),
 ]
 """Decimal dollars, zero or more."""
+
+UsdOut = Annotated[Decimal, PlainSerializer(usd, return_type=str)]
+"""Dollars in an answer: a string of exact decimal dollars, so no precision is lost in JSON."""
 
 HttpUrlText = Annotated[
     str,

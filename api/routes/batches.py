@@ -13,7 +13,7 @@ from api.request_scope import db, parse_body
 from api.schemas_batches import BatchCounts, BatchCreate, BatchJobCreate, BatchOut, BatchResultLine
 from api.submissions import new_job
 from shared.errors import UnknownModelError, UrlNotAllowedError
-from shared.job_view import Usage, usd
+from shared.job_view import Usage
 from shared.logging import get_logger
 from shared.models import Batch, JobStatus
 from shared.pricing import PRICE_TABLE
@@ -144,7 +144,7 @@ def results(batch_id: str) -> Response:
                 result=row.result,
                 error=row.error,
                 usage=Usage.of(row.input_tokens, row.output_tokens),
-                cost_usd=usd(row.cost_usd),
+                cost_usd=row.cost_usd,
             )
             yield line.model_dump_json() + "\n"
 
