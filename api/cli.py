@@ -13,7 +13,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from api.request_scope import path_id
-from api.schemas_admin import BudgetUsd, KeyCreate, UserCreate
+from api.schemas.admin import BudgetUsd, UserCreate
+from api.schemas.keys import KeyCreate
 from promptq.cli import register_user_commands
 from shared.db import transaction
 from shared.errors import PromptqError

@@ -10,7 +10,7 @@ from api import openapi, screening
 from api.admission import admit_batch
 from api.auth import current_key
 from api.request_scope import db, parse_body
-from api.schemas_batches import BatchCounts, BatchCreate, BatchJobCreate, BatchOut, BatchResultLine
+from api.schemas.batches import BatchCounts, BatchCreate, BatchJobCreate, BatchOut, BatchResultLine
 from api.submissions import new_job
 from shared.errors import UnknownModelError, UrlNotAllowedError
 from shared.job_view import Usage

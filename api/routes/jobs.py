@@ -9,7 +9,7 @@ from api.admission import IDEMPOTENCY_HEADER, Idempotency, admit_job
 from api.auth import current_key
 from api.cursor import decode_cursor, encode_cursor
 from api.request_scope import db, parse_body, parse_query
-from api.schemas import AttemptList, AttemptOut, JobCreate, JobList, JobListQuery, JobOut
+from api.schemas.jobs import AttemptList, AttemptOut, JobCreate, JobList, JobListQuery, JobOut
 from api.submissions import new_job
 from shared import outbox
 from shared.errors import ValidationError
