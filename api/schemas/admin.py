@@ -7,11 +7,12 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from api.schemas.bases import PatchModel, RowModel, StrictModel
 from api.schemas.fields import NAME_PATTERN, FutureDatetime, Usd, UsdOut, json_int
 from api.schemas.keys import KeyCreate
+from api.schemas.pages import Listing
 
 # Postgres INTEGER columns: a larger number would fail in the database, not here.
 MAX_INT4 = 2**31 - 1
@@ -69,9 +70,7 @@ class UserOut(RowModel):
     created_at: datetime
 
 
-class UserPage(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[UserOut]
+class UserPage(Listing[UserOut]):
     has_more: bool = Field(description="Whether users follow this page (at offset + limit).")
     limit: int
     offset: int

@@ -7,7 +7,7 @@ import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
 
 from api.schemas.bases import RowModel, StrictModel
 from api.schemas.fields import (
@@ -21,7 +21,7 @@ from api.schemas.fields import (
     small_metadata,
     without_nul,
 )
-from api.schemas.pages import CursorQuery
+from api.schemas.pages import CursorQuery, Listing, Page
 
 # The job's public view lives in shared/: the worker renders it into webhook events without api/.
 from shared.job_view import JobOut
@@ -192,18 +192,9 @@ class AttemptOut(RowModel):
     finished_at: datetime
 
 
-class JobList(BaseModel):
+class JobList(Page[JobOut]):
     """A page of the caller's jobs, newest first."""
 
-    object: Literal["list"] = "list"
-    data: list[JobOut]
-    next_cursor: str | None = Field(
-        description="Pass as `cursor` to get the next page; null on the last page."
-    )
 
-
-class AttemptList(BaseModel):
+class AttemptList(Listing[AttemptOut]):
     """A job's attempts in the order they were made."""
-
-    object: Literal["list"] = "list"
-    data: list[AttemptOut]

@@ -7,10 +7,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Literal, Self
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 
 from api.schemas.bases import RowModel, StrictModel
 from api.schemas.fields import NAME_PATTERN, FutureDatetime, json_int
+from api.schemas.pages import Listing
 
 
 class KeyCreate(StrictModel):
@@ -51,6 +52,5 @@ class KeyCreated(KeyOut):
     key: str = Field(description="The plaintext key. It is shown only in this answer.")
 
 
-class KeyList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[KeyOut]
+class KeyList(Listing[KeyOut]):
+    pass

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from api.schemas.pages import Listing
+
 
 class ModelOut(BaseModel):
     """A model promptq serves, with its price and default fallbacks."""
@@ -18,6 +20,5 @@ class ModelOut(BaseModel):
     fallbacks: list[str] = Field(description="Models a job falls back to, in order.")
 
 
-class ModelList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[ModelOut]
+class ModelList(Listing[ModelOut]):
+    pass

@@ -11,7 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from api.schemas.bases import PatchModel, RowModel, StrictModel
 from api.schemas.fields import NO_NUL, HttpUrlText
-from api.schemas.pages import CursorQuery
+from api.schemas.pages import CursorQuery, Listing, Page
 from shared.webhook_events import EVENT_TYPES
 
 EventType = Literal["job.succeeded", "job.failed", "job.cancelled"]
@@ -79,9 +79,8 @@ class WebhookWithSecret(WebhookOut):
     secret: str = Field(description="The signing secret (whsec_...). Shown only in this answer.")
 
 
-class WebhookList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[WebhookOut]
+class WebhookList(Listing[WebhookOut]):
+    pass
 
 
 DeliveryStatus = Literal["pending", "delivering", "succeeded", "failed"]
@@ -122,12 +121,8 @@ class DeliveryOut(BaseModel):
     attempts: list[DeliveryAttemptOut]
 
 
-class DeliveryList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[DeliveryOut]
-    next_cursor: str | None = Field(
-        description="Pass as `cursor` to get the next page; null on the last page."
-    )
+class DeliveryList(Page[DeliveryOut]):
+    pass
 
 
 class DeliveryListQuery(CursorQuery):
