@@ -51,7 +51,9 @@ def _batch_json(batch: Batch, counts: dict[str, int], status: int) -> Response:
     )
     response = jsonify(out.model_dump(mode="json"))
     response.status_code = status
-    response.headers["Location"] = url_for("batches.get_batch", batch_id=str(batch.id))
+    response.headers["Location"] = url_for(
+        "batches.get_batch", batch_id=str(batch.id), _external=True
+    )
     return response
 
 
