@@ -13,11 +13,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from api.request_scope import path_id
-from api.schemas_admin import BudgetUsd, KeyCreate, UserCreate, money
+from api.schemas.admin import BudgetUsd, UserCreate
+from api.schemas.keys import KeyCreate
 from promptq.cli import register_user_commands
 from shared.db import transaction
 from shared.errors import PromptqError
 from shared.models import ApiKey
+from shared.money import usd
 from shared.repositories.api_keys import get_key, issue_key, list_keys, revoke_key
 from shared.repositories.users import (
     create_user,
@@ -44,6 +46,10 @@ class BudgetParam(click.ParamType):
             return _budget.validate_python(str(value).strip())
         except pydantic.ValidationError as exc:
             self.fail(f"{value!r}: {exc.errors()[0]['msg']}", param, ctx)
+
+
+def _shown_budget(budget: Decimal | None) -> str:
+    return CLEAR if budget is None else usd(budget)
 
 
 def _fail(exc: PromptqError) -> click.ClickException:
@@ -111,8 +117,8 @@ def users_list() -> None:
     with transaction() as session:
         everyone = list_users(session)
     for user in everyone:
-        daily = money(user.daily_budget_usd) or CLEAR
-        monthly = money(user.monthly_budget_usd) or CLEAR
+        daily = _shown_budget(user.daily_budget_usd)
+        monthly = _shown_budget(user.monthly_budget_usd)
         click.echo(f"{user.id}\t{user.name}\t{daily}\t{monthly}")
 
 
@@ -136,8 +142,8 @@ def users_set_budget(ctx: click.Context, name: str, daily: Any, monthly: Any) ->
             user = set_budgets(session, get_user_by_name(session, name), changes)
     except PromptqError as exc:
         raise _fail(exc) from None
-    daily_out = money(user.daily_budget_usd) or CLEAR
-    monthly_out = money(user.monthly_budget_usd) or CLEAR
+    daily_out = _shown_budget(user.daily_budget_usd)
+    monthly_out = _shown_budget(user.monthly_budget_usd)
     click.echo(f"{user.name}: daily {daily_out}, monthly {monthly_out}")
 
 

@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from werkzeug.routing import Rule
 
-from api.schemas_common import ErrorBody
+from api.schemas.errors import ErrorBody
 from shared.logging import get_logger
 
 log = get_logger(__name__)

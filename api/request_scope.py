@@ -12,7 +12,7 @@ import pydantic_core
 from flask import Flask, g, request
 from sqlalchemy.orm import Session
 
-from api.schemas_fields import PATTERN_PROBLEMS
+from api.schemas.fields import PATTERN_PROBLEMS
 from shared.db import get_session_factory
 from shared.errors import (
     MalformedJsonError,

@@ -8,8 +8,8 @@ import uuid
 
 from api.admission import NewJob
 from api.request_observability import request_id
-from api.schemas import JobCreate
-from api.schemas_batches import BatchJobCreate
+from api.schemas.batches import BatchJobCreate
+from api.schemas.jobs import JobCreate
 from shared.cost_estimate import estimated_tokens, reservation_usd
 from shared.settings import Settings
 

@@ -4,17 +4,12 @@ events the worker sends, so a receiver sees exactly what a poller sees."""
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from shared.models import Job
-
-
-def usd(value: Decimal) -> str:
-    """Dollars as a plain decimal string, so no precision is lost in JSON."""
-    return format(value.normalize(), "f")
+from shared.money import usd
 
 
 class Usage(BaseModel):

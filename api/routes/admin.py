@@ -9,11 +9,8 @@ from flask import Blueprint, Response, jsonify
 from api import openapi
 from api.auth import forget_key, require_admin
 from api.request_scope import db, parse_body, parse_query, path_id
-from api.schemas_admin import (
+from api.schemas.admin import (
     AdminKeyCreate,
-    KeyCreated,
-    KeyList,
-    KeyOut,
     KeyUpdate,
     PageQuery,
     UserCreate,
@@ -21,6 +18,7 @@ from api.schemas_admin import (
     UserPage,
     UserUpdate,
 )
+from api.schemas.keys import KeyCreated, KeyList, KeyOut
 from shared.models import ApiKey, User
 from shared.repositories.api_keys import get_key, issue_key, list_keys, revoke_key, update_key
 from shared.repositories.users import create_user, get_user, list_users, set_budgets

@@ -10,10 +10,10 @@ from api import openapi, screening
 from api.admission import admit_batch
 from api.auth import current_key
 from api.request_scope import db, parse_body
-from api.schemas_batches import BatchCounts, BatchCreate, BatchJobCreate, BatchOut, BatchResultLine
+from api.schemas.batches import BatchCounts, BatchCreate, BatchJobCreate, BatchOut, BatchResultLine
 from api.submissions import new_job
 from shared.errors import UnknownModelError, UrlNotAllowedError
-from shared.job_view import Usage, usd
+from shared.job_view import Usage
 from shared.logging import get_logger
 from shared.models import Batch, JobStatus
 from shared.pricing import PRICE_TABLE
@@ -51,7 +51,9 @@ def _batch_json(batch: Batch, counts: dict[str, int], status: int) -> Response:
     )
     response = jsonify(out.model_dump(mode="json"))
     response.status_code = status
-    response.headers["Location"] = url_for("batches.get_batch", batch_id=str(batch.id))
+    response.headers["Location"] = url_for(
+        "batches.get_batch", batch_id=str(batch.id), _external=True
+    )
     return response
 
 
@@ -144,7 +146,7 @@ def results(batch_id: str) -> Response:
                 result=row.result,
                 error=row.error,
                 usage=Usage.of(row.input_tokens, row.output_tokens),
-                cost_usd=usd(row.cost_usd),
+                cost_usd=row.cost_usd,
             )
             yield line.model_dump_json() + "\n"
 

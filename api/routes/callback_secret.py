@@ -8,7 +8,7 @@ from flask import Blueprint, Response, jsonify
 from api import openapi
 from api.auth import current_user
 from api.request_scope import db
-from api.schemas_deliveries import CallbackSecretOut
+from api.schemas.callback_secret import CallbackSecretOut
 from shared.models import User
 from shared.repositories.users import rotate_callback_secret
 from shared.settings import get_settings

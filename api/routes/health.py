@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from api import openapi
 from api.errors import error_response
-from api.schemas_common import HealthOut, ReadyOut
+from api.schemas.health import HealthOut, ReadyOut
 from shared import worker_heartbeats
 from shared.db import get_engine
 from shared.redis_client import get_redis

@@ -10,7 +10,7 @@ from api.auth import current_key
 from api.cursor import decode_cursor, encode_cursor
 from api.job_waits import wait_until_final
 from api.request_scope import db, parse_body, parse_query
-from api.schemas import (
+from api.schemas.jobs import (
     AttemptList,
     AttemptOut,
     JobCreate,

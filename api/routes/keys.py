@@ -7,7 +7,7 @@ from flask import Blueprint, Response, jsonify
 from api import openapi
 from api.auth import current_key, current_user, forget_key
 from api.request_scope import db, parse_body, path_id
-from api.schemas_admin import KeyCreate, KeyCreated, KeyList, KeyOut
+from api.schemas.keys import KeyCreate, KeyCreated, KeyList, KeyOut
 from shared.errors import ValidationError
 from shared.repositories.api_keys import get_key, issue_key, list_keys, revoke_key
 

@@ -6,7 +6,7 @@ from flask import Blueprint, Response, jsonify
 
 from api import openapi
 from api.auth import current_user
-from api.schemas_common import ModelList, ModelOut
+from api.schemas.models import ModelList, ModelOut
 from shared.pricing import PRICE_TABLE
 
 bp = Blueprint("models", __name__, url_prefix="/v1/models")

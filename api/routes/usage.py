@@ -9,7 +9,7 @@ from flask import Blueprint, Response, jsonify
 from api import openapi
 from api.auth import current_user
 from api.request_scope import db, parse_query
-from api.schemas_admin import UsageOut, UsageQuery, UsageRow, UsageTotals
+from api.schemas.usage import UsageOut, UsageQuery, UsageRow, UsageTotals
 from shared.repositories.usage import usage_by_day_and_model
 
 bp = Blueprint("usage", __name__, url_prefix="/v1/usage")

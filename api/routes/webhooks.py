@@ -12,18 +12,16 @@ from api import openapi
 from api.auth import current_user
 from api.cursor import decode_cursor, encode_cursor
 from api.request_scope import db, parse_body, parse_query, path_id
-from api.schemas_admin import (
+from api.schemas.webhooks import (
+    DeliveryAttemptOut,
+    DeliveryList,
+    DeliveryListQuery,
+    DeliveryOut,
     WebhookCreate,
     WebhookList,
     WebhookOut,
     WebhookUpdate,
     WebhookWithSecret,
-)
-from api.schemas_deliveries import (
-    DeliveryAttemptOut,
-    DeliveryList,
-    DeliveryListQuery,
-    DeliveryOut,
 )
 from shared import outbox
 from shared.errors import DeliveryInProgressError, NotFoundError, WebhookDisabledError

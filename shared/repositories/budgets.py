@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from shared.errors import BudgetExceededError
 from shared.models import SpendCounter, User
+from shared.money import usd
 
 DAY = timedelta(days=1)
 _UTC_NOW = func.timezone("UTC", func.now())
@@ -144,10 +145,6 @@ class _Period:
         return self.budget - self.spent - wanted
 
 
-def _usd(value: Decimal) -> str:
-    return format(value.normalize(), "f")
-
-
 def _next_month(start: datetime) -> datetime:
     return start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
 
@@ -174,16 +171,16 @@ def refusal(session: Session, user_id: uuid.UUID, amount: Decimal) -> BudgetExce
     used = period.spent + standing.held
     remaining = max(period.budget - used, Decimal(0))
     return BudgetExceededError(
-        f"The {period.name} budget of ${_usd(period.budget)} would be exceeded: "
-        f"${_usd(remaining)} remains (spent and held for unfinished jobs: ${_usd(used)}) and "
-        f"this request needs up to ${_usd(amount)}. The {period.name} budget resets at "
+        f"The {period.name} budget of ${usd(period.budget)} would be exceeded: "
+        f"${usd(remaining)} remains (spent and held for unfinished jobs: ${usd(used)}) and "
+        f"this request needs up to ${usd(amount)}. The {period.name} budget resets at "
         f"{period.resets.isoformat()}.",
         details={
             "budget": period.name,
-            "budget_usd": _usd(period.budget),
-            "used_usd": _usd(used),
-            "remaining_usd": _usd(remaining),
-            "requested_usd": _usd(amount),
+            "budget_usd": usd(period.budget),
+            "used_usd": usd(used),
+            "remaining_usd": usd(remaining),
+            "requested_usd": usd(amount),
             "resets_at": period.resets.isoformat(),
         },
         retry_after_s=max(1, math.ceil((period.resets - standing.now).total_seconds())),

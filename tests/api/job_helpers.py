@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from api.schemas import JobCreate
+from api.schemas.jobs import JobCreate
 from shared.cost_estimate import reservation_usd
 from shared.db import transaction
 from shared.models import ApiKey, Job, User

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import redis
@@ -111,6 +112,23 @@ def test_batch_is_admitted_queued_and_published(
     broker = redis.Redis.from_url(clean.redis_url)
     assert (broker.llen("jobs.high"), broker.llen("jobs.low")) == (1, 2)
     assert str(rows[0].id) in json.loads(broker.lpop("jobs.high"))["headers"]["argsrepr"]
+
+
+def test_batch_location_is_absolute_and_resolves_to_the_batch(
+    client: FlaskClient, alice: Account
+) -> None:
+    """The 202's Location is an absolute URL, as a job's is, and GET on it returns the batch."""
+    response = client.post("/v1/batches", json=_batch(1), headers=auth(alice))
+    assert response.status_code == 202
+    batch = response.get_json()
+    location = response.headers["Location"]
+    url = urlsplit(location)
+    assert url.scheme in ("http", "https") and url.netloc
+    assert location == batch["results_url"].removesuffix("/results")
+    fetched = client.get(location, headers=auth(alice))
+    assert fetched.status_code == 200
+    assert fetched.get_json()["id"] == batch["id"]
+    assert fetched.headers["Location"] == location
 
 
 def test_batch_counts_and_results_stream(client: FlaskClient, alice: Account) -> None:

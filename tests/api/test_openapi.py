@@ -12,7 +12,8 @@ from openapi_spec_validator import OpenAPIV31SpecValidator
 from pydantic import BaseModel, ConfigDict, Field
 
 from api import openapi
-from api.schemas_common import ErrorBody, ModelList
+from api.schemas.errors import ErrorBody
+from api.schemas.models import ModelList
 from shared.pricing import PRICE_TABLE
 from tests.conftest import Account
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from api.schemas_fields import MAX_METADATA_DEPTH
+from api.schemas.fields import MAX_METADATA_DEPTH
 from shared.redis_client import get_redis
 from shared.settings import get_settings
 from tests.api.job_helpers import VALID, auth, error_of

@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 from standardwebhooks import Webhook
 
-from api.schemas_admin import EventType
+from api.schemas.webhooks import EventType
 from shared.db import transaction
 from shared.models import WebhookEndpoint
 from shared.repositories.webhook_endpoints import MAX_ENDPOINTS_PER_USER

@@ -1,4 +1,4 @@
-"""Request and response models for batches at the API edge (pydantic)."""
+"""Request and response models of batches, /v1/batches (pydantic)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ from collections import Counter
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
-from api.schemas import JobCreate
-from api.schemas_fields import METADATA_DOC, NO_NUL, small_metadata
+from api.schemas.bases import StrictModel
+from api.schemas.fields import METADATA_DOC, NO_NUL, UsdOut, small_metadata
+from api.schemas.jobs import JobCreate
 from shared.job_view import Usage
 from shared.settings import get_settings
 
@@ -20,10 +21,8 @@ class BatchJobCreate(JobCreate):
     custom_id: str = Field(min_length=1, max_length=64, pattern=NO_NUL)
 
 
-class BatchCreate(BaseModel):
+class BatchCreate(StrictModel):
     """Body of POST /v1/batches."""
-
-    model_config = ConfigDict(extra="forbid")
 
     jobs: list[BatchJobCreate] = Field(min_length=1)
     metadata: dict[str, Any] = Field(default_factory=dict, json_schema_extra=METADATA_DOC)
@@ -76,4 +75,4 @@ class BatchResultLine(BaseModel):
     result: dict[str, Any] | None
     error: dict[str, Any] | None
     usage: Usage
-    cost_usd: str
+    cost_usd: UsdOut

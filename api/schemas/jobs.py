@@ -1,27 +1,30 @@
-"""Request and response models for jobs at the API edge (pydantic)."""
+"""Request, query and response models of jobs, /v1/jobs (pydantic)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from datetime import datetime
-from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
+from pydantic import Field, field_validator
 
-from api.schemas_common import PageQuery
-from api.schemas_fields import (
+from api.schemas.bases import RowModel, StrictModel
+from api.schemas.fields import (
     METADATA_DOC,
     NO_NUL,
     HttpUrlText,
     PositiveUsd,
-    ResponseFormat,
     Rfc3339Datetime,
+    UsdOut,
     json_int,
     small_metadata,
+    without_nul,
 )
-from shared.job_view import JobOut, usd
+from api.schemas.pages import CursorQuery, Listing, Page
+
+# The job's public view lives in shared/: the worker renders it into webhook events without api/.
+from shared.job_view import JobOut
 from shared.models import JobStatus
 from shared.pricing import PRICE_TABLE, model_chain
 from shared.settings import get_settings
@@ -37,17 +40,45 @@ HAS_USER_MESSAGE: dict[str, Any] = {
 }
 
 
-class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TextFormat(StrictModel):
+    type: Literal["text"]
 
+
+class JsonObjectFormat(StrictModel):
+    type: Literal["json_object"]
+
+
+class JsonSchemaFormat(StrictModel):
+    type: Literal["json_schema"]
+    json_schema: dict[str, Any] = Field(alias="schema", description="A JSON Schema document.")
+
+    @field_validator("json_schema")
+    @classmethod
+    def _is_a_json_schema(cls, schema: dict[str, Any]) -> dict[str, Any]:
+        # Imported here: jsonschema is slow to import and only job bodies need it, not the CLI.
+        from jsonschema import SchemaError
+        from jsonschema.validators import validator_for
+
+        without_nul(schema)
+        try:
+            validator_for(schema).check_schema(schema)
+        except SchemaError as exc:
+            raise ValueError(f"not a valid JSON Schema: {exc.message}") from None
+        return schema
+
+
+ResponseFormat = Annotated[
+    TextFormat | JsonObjectFormat | JsonSchemaFormat, Field(discriminator="type")
+]
+
+
+class ChatMessage(StrictModel):
     role: Literal["system", "user", "assistant"]
     content: str = Field(min_length=1, max_length=200_000, pattern=NO_NUL)
 
 
-class JobCreate(BaseModel):
+class JobCreate(StrictModel):
     """Body of POST /v1/jobs."""
-
-    model_config = ConfigDict(extra="forbid")
 
     model: str = Field(
         min_length=1,
@@ -134,7 +165,7 @@ class JobCreate(BaseModel):
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-class JobListQuery(PageQuery):
+class JobListQuery(CursorQuery):
     """Query string of GET /v1/jobs."""
 
     status: JobStatus | None = None
@@ -144,10 +175,8 @@ class JobListQuery(PageQuery):
     created_before: Rfc3339Datetime | None = None
 
 
-class JobGetQuery(BaseModel):
+class JobGetQuery(StrictModel):
     """Query string of GET /v1/jobs/<id>."""
-
-    model_config = ConfigDict(extra="forbid")
 
     wait: float = Field(
         default=0,
@@ -161,10 +190,8 @@ class JobGetQuery(BaseModel):
     )
 
 
-class AttemptOut(BaseModel):
+class AttemptOut(RowModel):
     """One provider call made for a job."""
-
-    model_config = ConfigDict(from_attributes=True)
 
     number: int
     provider: str
@@ -177,23 +204,14 @@ class AttemptOut(BaseModel):
     cached: bool = Field(description="Served from the response cache: no call, no cost.")
     input_tokens: int
     output_tokens: int
-    cost_usd: Annotated[Decimal, PlainSerializer(usd, return_type=str)]
+    cost_usd: UsdOut
     started_at: datetime
     finished_at: datetime
 
 
-class JobList(BaseModel):
+class JobList(Page[JobOut]):
     """A page of the caller's jobs, newest first."""
 
-    object: Literal["list"] = "list"
-    data: list[JobOut]
-    next_cursor: str | None = Field(
-        description="Pass as `cursor` to get the next page; null on the last page."
-    )
 
-
-class AttemptList(BaseModel):
+class AttemptList(Listing[AttemptOut]):
     """A job's attempts in the order they were made."""
-
-    object: Literal["list"] = "list"
-    data: list[AttemptOut]

@@ -1,7 +1,7 @@
-"""Field types shared by the request models: integers, decimal dollars, URLs and dates whose
-validation is exactly what their JSON Schema says (so a schema-valid value is never refused and
-an invalid one never accepted), the metadata rules, the NUL check PostgreSQL needs, and the
-response_format models (pydantic)."""
+"""Field types shared by the models of several routes: integers, decimal dollars, URLs and dates
+whose validation is exactly what their JSON Schema says (so a schema-valid value is never refused
+and an invalid one never accepted), dollars in answers, the metadata rules, and the NUL check
+PostgreSQL needs (pydantic)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,18 @@ import json
 import re
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BeforeValidator,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+)
+
+from shared.money import usd
 
 MAX_METADATA_KEYS = 16
 MAX_METADATA_BYTES = 4096
@@ -20,6 +29,8 @@ MAX_METADATA_BYTES = 4096
 MAX_METADATA_DEPTH = 5
 # PostgreSQL text and JSONB cannot hold NUL; refuse it at the edge rather than fail on insert.
 NO_NUL = r"^[^\x00]*$"
+# Names refuse the other control characters too.
+NAME_PATTERN = r"^[^\x00-\x1f\x7f]*$"
 
 
 # Dollars fit NUMERIC(20, 10): at most 10 digits before the point and 10 after.
@@ -161,6 +172,9 @@ Usd = Annotated[
 ]
 """Decimal dollars, zero or more."""
 
+UsdOut = Annotated[Decimal, PlainSerializer(usd, return_type=str)]
+"""Dollars in an answer: a string of exact decimal dollars, so no precision is lost in JSON."""
+
 HttpUrlText = Annotated[
     str,
     Field(
@@ -187,6 +201,16 @@ IsoDate = Annotated[
     WithJsonSchema({"type": "string", "format": "date"}, mode="validation"),
 ]
 """A calendar date, YYYY-MM-DD (never a Unix time), from 1970 on."""
+
+
+def _in_future(value: datetime) -> datetime:
+    if value <= datetime.now(UTC):
+        raise ValueError("must be in the future")
+    return value
+
+
+FutureDatetime = Annotated[AwareDatetime, AfterValidator(_in_future)]
+"""A date-time with its offset, later than now (a key's expiry)."""
 
 
 def _nested_value(levels: int) -> dict[str, Any]:
@@ -245,41 +269,3 @@ def small_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
     if len(json.dumps(metadata)) > MAX_METADATA_BYTES:
         raise ValueError(f"at most {MAX_METADATA_BYTES} bytes of JSON")
     return metadata
-
-
-class TextFormat(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    type: Literal["text"]
-
-
-class JsonObjectFormat(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    type: Literal["json_object"]
-
-
-class JsonSchemaFormat(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    type: Literal["json_schema"]
-    json_schema: dict[str, Any] = Field(alias="schema", description="A JSON Schema document.")
-
-    @field_validator("json_schema")
-    @classmethod
-    def _is_a_json_schema(cls, schema: dict[str, Any]) -> dict[str, Any]:
-        # Imported here: jsonschema is slow to import and only job bodies need it, not the CLI.
-        from jsonschema import SchemaError
-        from jsonschema.validators import validator_for
-
-        without_nul(schema)
-        try:
-            validator_for(schema).check_schema(schema)
-        except SchemaError as exc:
-            raise ValueError(f"not a valid JSON Schema: {exc.message}") from None
-        return schema
-
-
-ResponseFormat = Annotated[
-    TextFormat | JsonObjectFormat | JsonSchemaFormat, Field(discriminator="type")
-]
