@@ -20,6 +20,7 @@ from functools import lru_cache
 import redis
 
 from api import metrics
+from api.request_slots import slot_released
 from shared import job_announcements
 from shared.logging import get_logger
 from shared.models import FINAL_STATUSES, Job
@@ -120,7 +121,8 @@ def wait_until_final(
             left = deadline - time.monotonic()
             if left <= 0:
                 break
-            if woken.wait(left):
-                woken.clear()
+            with slot_released():
+                if woken.wait(left):
+                    woken.clear()
             job = read()
     return job
