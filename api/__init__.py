@@ -20,7 +20,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     from api.errors import register_error_handlers
     from api.request_observability import register_request_observability
     from api.request_scope import register_request_scope
-    from api.request_slots import RequestSlots
     from api.routes import (
         admin,
         batches,
@@ -45,7 +44,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     register_error_handlers(app)
     register_request_scope(app)
     register_request_observability(app)
-    RequestSlots(settings.api_active_requests).register(app)
     routes = (
         health,
         metrics,

@@ -20,7 +20,6 @@ from functools import lru_cache
 import redis
 
 from api import metrics
-from api.request_slots import slot_released
 from shared import job_announcements
 from shared.logging import get_logger
 from shared.models import FINAL_STATUSES, Job
@@ -121,8 +120,7 @@ def wait_until_final(
             left = deadline - time.monotonic()
             if left <= 0:
                 break
-            with slot_released():
-                if woken.wait(left):
-                    woken.clear()
+            if woken.wait(left):
+                woken.clear()
             job = read()
     return job

@@ -71,9 +71,6 @@ class Settings(BaseSettings):
     # far longer than the lease), and what a killed worker's jobs wait before another takes them.
     job_lease_s: int = Field(default=30, ge=5)
 
-    # Requests an API process runs at once; the rest queue first come, first served
-    # (api/request_slots.py). Parked long-polls, probes and scrapes do not count.
-    api_active_requests: int = Field(default=8, ge=1)
     max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
     # A batch of 10,000 jobs does not fit in the per-request limit above.
     max_batch_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
