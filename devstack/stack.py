@@ -71,10 +71,12 @@ def sim_process(
 # How gunicorn serves the API. gevent: a long-poll (GET /v1/jobs/<id>?wait=N) parks a greenlet, so
 # hundreds of waiters leave submissions their share; gthread's handful of threads would all be
 # parked by the first waiters (figures: the bench's long-poll scenario, README "Serving model").
-# gthread stays selectable for that comparison.
+# The gthread entries stay selectable for that comparison.
 API_WORKER_CLASSES: dict[str, tuple[str, ...]] = {
     "gevent": ("--worker-class", "gevent", "--worker-connections", "1000"),
     "gthread": ("--worker-class", "gthread", "--threads", "4"),
+    # Enough threads for 500 waiters over two processes, for the same comparison.
+    "gthread-300": ("--worker-class", "gthread", "--threads", "300"),
 }
 
 
