@@ -1,10 +1,11 @@
 """Long-poll: accept throughput with 500 parked waiters against accept without them (issue 12).
 
-Each round runs the accept load alone, then again while bench.long_poll_waiters holds its
-waiters, each in GET /v1/jobs/<id>?wait=S on a job that stays queued (no worker runs). The ratio
-is computed run by run from that adjacent pair. The API's `promptq_long_polls_waiting` gauge
-says how many waiters were parked when the load began: under gunicorn's gthread worker class
-only as many as it has threads, the rest waiting for one (`--api-worker-class gthread`).
+Each round runs the accept load alone and while bench.long_poll_waiters holds its waiters (in
+alternating order), each in GET /v1/jobs/<id>?wait=S on a job that stays queued (no worker
+runs). The ratio is computed run by run from that adjacent pair. The API's
+`promptq_long_polls_waiting` gauge says how many waiters were parked when the load began: under
+gunicorn's gthread worker class only as many as it has threads, the rest waiting for one
+(`--api-worker-class gthread`).
 """
 
 from __future__ import annotations
@@ -90,20 +91,30 @@ def run(ctx: BenchContext) -> list[ScenarioResult]:
     )
     result.details.update(parked_waiters=[], waiters=[], status=[])
     drivers.load(jobs_url, sizes.accept_connections, duration=1.0, keys=stack.keys[:1])
-    for _ in range(sizes.runs):
-        alone = drivers.load(
-            jobs_url,
-            sizes.accept_connections,
-            duration=sizes.accept_seconds,
-            keys=stack.keys[:1],
-            idempotency=True,
-            request_timeout=REQUEST_TIMEOUT_S,
-        )
-        loaded, waited = _with_waiters(ctx, jobs_url)
+    for round_number in range(sizes.runs):
+
+        def alone() -> dict[str, Any]:
+            return drivers.load(
+                jobs_url,
+                sizes.accept_connections,
+                duration=sizes.accept_seconds,
+                keys=stack.keys[:1],
+                idempotency=True,
+                request_timeout=REQUEST_TIMEOUT_S,
+            )
+
+        # Every run leaves more queued jobs behind: the order alternates so that drift lands on
+        # both sides of the ratio.
+        if round_number % 2 == 0:
+            without = alone()
+            loaded, waited = _with_waiters(ctx, jobs_url)
+        else:
+            loaded, waited = _with_waiters(ctx, jobs_url)
+            without = alone()
         comparisons[0].promptq.append(loaded["rps"])
-        comparisons[0].baseline.append(alone["rps"])
+        comparisons[0].baseline.append(without["rps"])
         comparisons[1].promptq.append(loaded["latency_ms"]["p99"])
-        comparisons[1].baseline.append(alone["latency_ms"]["p99"])
+        comparisons[1].baseline.append(without["latency_ms"]["p99"])
         result.details["parked_waiters"].append(loaded["parked_waiters"])
         result.details["waiters"].append(waited)
         result.details["status"].append(loaded["status"])
