@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.schemas import JobCreate
 from api.schemas_fields import METADATA_DOC, NO_NUL, small_metadata
-from shared.job_view import Usage
+from shared.job_view import JobResult, Usage
 from shared.settings import get_settings
 
 
@@ -73,7 +73,7 @@ class BatchResultLine(BaseModel):
     custom_id: str
     job_id: str
     status: str
-    result: dict[str, Any] | None
+    result: JobResult | None
     error: dict[str, Any] | None
     usage: Usage
     cost_usd: str

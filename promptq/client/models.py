@@ -27,7 +27,10 @@ class TokenUsage(_Model):
 
 class JobResult(_Model):
     content: str | None = None
+    # stop, length, tool_calls or content_filter, whichever provider answered.
     finish_reason: str | None = None
+    # The provider's own word for it (OpenAI's finish_reason, Anthropic's stop_reason).
+    provider_finish_reason: str | None = None
     provider: str | None = None
     model: str | None = None
 

@@ -29,6 +29,7 @@ from tests.api.job_helpers import (
     set_key_limits,
 )
 from tests.conftest import Account, Services
+from tests.support.jobs import succeeded_result
 
 
 @pytest.fixture
@@ -56,7 +57,7 @@ def _finish(batch_id: str, statuses: dict[str, str]) -> None:
                 .where(Job.batch_id == uuid.UUID(batch_id), Job.custom_id == custom_id)
                 .values(
                     status=status,
-                    result={"content": custom_id} if status == "succeeded" else None,
+                    result=succeeded_result(custom_id) if status == "succeeded" else None,
                     error={"code": "x", "message": "y"} if status == "failed" else None,
                     input_tokens=3,
                     output_tokens=4,
@@ -132,7 +133,7 @@ def test_batch_counts_and_results_stream(client: FlaskClient, alice: Account) ->
         "custom_id": "row-00002",
         "job_id": lines[1]["job_id"],
         "status": "succeeded",
-        "result": {"content": "row-00002"},
+        "result": succeeded_result("row-00002"),
         "error": None,
         "usage": {"input_tokens": 3, "output_tokens": 4, "total_tokens": 7},
         "cost_usd": "0.00001",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import anthropic
 
+from shared.finish_reasons import FinishReason, normalize
 from worker.providers.base import (
     ContentFilteredError,
     ProviderAuthError,
@@ -20,6 +21,18 @@ _ERRORS = SdkErrorTypes(
     invalid_response=anthropic.APIResponseValidationError,
     base=anthropic.AnthropicError,
 )
+# Anthropic's stop reasons in promptq's words. `pause_turn` (a long server-tool turn paused so
+# the caller can send it back to be continued) and a full context window are answers cut short
+# that could go on, as `max_tokens` is: `length`. `refusal` is the model declining to answer.
+STOP_REASONS: dict[str, FinishReason] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "pause_turn": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
 
 
 class AnthropicProvider:
@@ -55,12 +68,15 @@ class AnthropicProvider:
             )
         except Exception as exc:
             raise translate_sdk_error(exc, _ERRORS) from exc
-        if message.stop_reason == "refusal":
+        provider_reason = message.stop_reason or "end_turn"
+        finish_reason = normalize(provider_reason, STOP_REASONS)
+        if finish_reason == "content_filter":
             raise ContentFilteredError("The provider refused to answer.")
         text = "".join(block.text for block in message.content if block.type == "text")
         return ProviderResponse(
             content=text,
-            finish_reason=message.stop_reason or "end_turn",
+            finish_reason=finish_reason,
+            provider_finish_reason=provider_reason,
             input_tokens=message.usage.input_tokens,
             output_tokens=message.usage.output_tokens,
             model=message.model,

@@ -24,6 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from shared.finish_reasons import FinishReason
+
 
 @dataclass(frozen=True)
 class Message:
@@ -52,7 +54,9 @@ class ProviderRequest:
 @dataclass(frozen=True)
 class ProviderResponse:
     content: str
-    finish_reason: str
+    finish_reason: FinishReason
+    # The provider's own word for it (OpenAI's `finish_reason`, Anthropic's `stop_reason`).
+    provider_finish_reason: str
     input_tokens: int
     output_tokens: int
     model: str

@@ -7,6 +7,7 @@ from typing import Any
 import openai
 from openai.types.chat import ChatCompletion
 
+from shared.finish_reasons import FinishReason, normalize
 from worker.providers.base import (
     ContentFilteredError,
     InvalidOutputError,
@@ -24,6 +25,15 @@ _ERRORS = SdkErrorTypes(
     invalid_response=openai.APIResponseValidationError,
     base=openai.OpenAIError,
 )
+# OpenAI's finish reasons in promptq's words; `function_call` is the deprecated spelling of
+# `tool_calls`.
+FINISH_REASONS: dict[str, FinishReason] = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "content_filter": "content_filter",
+}
 
 
 class OpenAIProvider:
@@ -54,11 +64,14 @@ class OpenAIProvider:
         if not completion.choices or completion.usage is None:
             raise InvalidOutputError("The provider answered without choices or usage.")
         choice = completion.choices[0]
-        if choice.finish_reason == "content_filter":
+        provider_reason = choice.finish_reason or "stop"
+        finish_reason = normalize(provider_reason, FINISH_REASONS)
+        if finish_reason == "content_filter":
             raise ContentFilteredError("The provider's content filter withheld the answer.")
         return ProviderResponse(
             content=choice.message.content or "",
-            finish_reason=choice.finish_reason or "stop",
+            finish_reason=finish_reason,
+            provider_finish_reason=provider_reason,
             input_tokens=completion.usage.prompt_tokens,
             output_tokens=completion.usage.completion_tokens,
             model=completion.model,

@@ -201,6 +201,7 @@ def _finish(
         result = {
             "content": response.content,
             "finish_reason": response.finish_reason,
+            "provider_finish_reason": response.provider_finish_reason,
             "provider": final.provider,
             "model": response.model,
             "cached": final.cached,
