@@ -131,6 +131,17 @@ def test_drop_closes_the_connection_without_an_answer(sim_url: str, call: Any) -
 
 
 @pytest.mark.parametrize("call", [call_openai, call_anthropic])
+def test_cut_closes_the_connection_half_way_through_the_body(sim_url: str, call: Any) -> None:
+    """A body that stops short of its Content-Length is the SDK's connection error."""
+    sdk = openai if call is call_openai else anthropic
+
+    with pytest.raises(sdk.APIConnectionError) as caught:
+        call(sim_url, extra_headers=fault_header("cut"))
+
+    assert not isinstance(caught.value, sdk.APITimeoutError)
+
+
+@pytest.mark.parametrize("call", [call_openai, call_anthropic])
 def test_hang_outlasts_the_client_timeout(start_sim: StartSim, call: Any) -> None:
     """A hang gives no answer, so a client with a short timeout raises its timeout error."""
     sim_url = start_sim(hang_s=3)
