@@ -129,6 +129,8 @@ def test_slow_answer_is_a_timeout(start_sim: StartSim, adapter: object) -> None:
         (_anthropic, "drop", ProviderConnectionError, None),
         (_openai, "malformed", InvalidOutputError, None),
         (_anthropic, "malformed", InvalidOutputError, None),
+        (_openai, "cut", ProviderConnectionError, None),
+        (_anthropic, "cut", ProviderConnectionError, None),
     ],
 )
 def test_simulated_faults_map_onto_the_error_tree(
