@@ -62,6 +62,7 @@ class JobOut(BaseModel):
     callback_url: str | None
     max_cost_usd: str | None
     cache: bool
+    stream: bool = Field(description="Its tokens are relayed at GET /v1/jobs/<id>/stream.")
     result: JobResult | None
     error: dict[str, Any] | None
     usage: Usage
@@ -86,6 +87,7 @@ class JobOut(BaseModel):
             callback_url=job.callback_url,
             max_cost_usd=None if job.max_cost_usd is None else usd(job.max_cost_usd),
             cache=job.cache,
+            stream=bool(job.request.get("stream")),
             result=None if job.result is None else JobResult.model_validate(job.result),
             error=job.error,
             usage=Usage.of(job.input_tokens, job.output_tokens),
