@@ -7,7 +7,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from sim.event_streams import sse
 from sim.fault_kinds import FaultKind
-from sim.fault_responses import anthropic_error, serve, serve_stream
+from sim.fault_responses import anthropic_error, serve
 from sim.faults import FaultInjector, Plan
 from sim.replies import Completion, complete, reply_pieces
 from sim.stats import RequestStats, model_of
@@ -49,24 +49,16 @@ def create_anthropic_blueprint(injector: FaultInjector, stats: RequestStats) -> 
             return complete(model, messages, max_tokens, system, form=form)
 
         # Faults come after validation, so a malformed request is still a plain 400.
-        if streamed:
-            return serve_stream(
-                plan,
-                model,
-                injector=injector,
-                stats=stats,
-                error=anthropic_error,
-                events=lambda violate: _message_events(model, reply(violate)),
-                stream_error=_stream_error,
-            )
-        injector.wait(plan.latency_ms)
         return serve(
             plan,
             model,
+            streamed=streamed,
             injector=injector,
             stats=stats,
             error=anthropic_error,
             body=lambda violate: _message_body(model, reply(violate)),
+            events=lambda violate: _message_events(model, reply(violate)),
+            stream_error=_stream_error,
         )
 
     blueprint.register_error_handler(AnthropicError, _error_response)

@@ -44,12 +44,19 @@ def serve(
     plan: Plan,
     model: str,
     *,
+    streamed: bool,
     injector: FaultInjector,
     stats: RequestStats,
     error: ErrorRenderer,
     body: BodyBuilder,
+    events: EventsBuilder,
+    stream_error: StreamErrorRenderer,
 ) -> Response:
-    """The answer to a validated completion call whose latency has already been waited."""
+    """The answer to a validated completion call: `plan`'s delay, then its fault or the normal
+    answer, as one JSON body or (`streamed`) as events spread over the delay."""
+    if streamed:
+        return _serve_stream(plan, model, injector, stats, error, events, stream_error)
+    injector.wait(plan.latency_ms)
     kind = plan.fault
     if kind is None:
         return jsonify(body(False))
@@ -65,19 +72,17 @@ def serve(
     return jsonify(body(True))
 
 
-def serve_stream(
+def _serve_stream(
     plan: Plan,
     model: str,
-    *,
     injector: FaultInjector,
     stats: RequestStats,
     error: ErrorRenderer,
     events: EventsBuilder,
     stream_error: StreamErrorRenderer,
 ) -> Response:
-    """The answer to a validated streamed call, its events spread over the latency. A fault
-    that refuses the call (an error status, a hang, a drop) comes after the latency, as for a
-    plain call; the others break the stream half way."""
+    """A fault that refuses the call (an error status, a hang, a drop) comes after the delay,
+    as for a plain call; the others break the stream half way."""
     kind = plan.fault
     if kind is None:
         return event_stream(events(False), plan.latency_ms, injector)

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from sim.event_streams import sse
-from sim.fault_responses import openai_error, serve, serve_stream
+from sim.fault_responses import openai_error, serve
 from sim.faults import FaultInjector, Plan
 from sim.replies import Completion, ReplyForm, complete, reply_pieces
 from sim.stats import RequestStats, model_of
@@ -45,31 +45,23 @@ def create_openai_blueprint(injector: FaultInjector, stats: RequestStats) -> Blu
     def answer(body: Any) -> Response:
         _authenticate()
         model, messages, max_tokens, form = _validate(body)
-        streamed = _stream(body)
+        streamed, include_usage = _stream(body)
         plan = _plan(injector, model)
 
         def reply(violate: bool) -> Completion:
             return complete(model, messages, max_tokens, form="prose" if violate else form)
 
         # Faults come after validation, so a malformed request is still a plain 400.
-        if streamed is not None:
-            return serve_stream(
-                plan,
-                model,
-                injector=injector,
-                stats=stats,
-                error=openai_error,
-                events=lambda violate: _chunk_events(model, reply(violate), streamed),
-                stream_error=lambda _kind: None,
-            )
-        injector.wait(plan.latency_ms)
         return serve(
             plan,
             model,
+            streamed=streamed,
             injector=injector,
             stats=stats,
             error=openai_error,
             body=lambda violate: _completion_body(model, reply(violate)),
+            events=lambda violate: _chunk_events(model, reply(violate), include_usage),
+            stream_error=lambda _kind: None,
         )
 
     blueprint.register_error_handler(OpenAIError, _error_response)
@@ -121,8 +113,8 @@ def _validate(body: Any) -> tuple[str, list[dict[str, Any]], int | None, ReplyFo
     return model, messages, _max_tokens(body), _reply_form(body)
 
 
-def _stream(body: dict[str, Any]) -> bool | None:
-    """None for a plain call; for a streamed one, whether a usage chunk ends it."""
+def _stream(body: dict[str, Any]) -> tuple[bool, bool]:
+    """Whether the call is streamed, and whether a usage chunk ends its stream."""
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise OpenAIError(
@@ -133,7 +125,7 @@ def _stream(body: dict[str, Any]) -> bool | None:
         )
     options = body.get("stream_options")
     if options is None:
-        return False if stream else None
+        return stream, False
     if not stream:
         raise OpenAIError(
             400,
@@ -148,7 +140,7 @@ def _stream(body: dict[str, Any]) -> bool | None:
             param="stream_options",
             code="invalid_type",
         )
-    return options.get("include_usage") is True
+    return stream, options.get("include_usage") is True
 
 
 def _validate_message(index: int, message: Any) -> None:
