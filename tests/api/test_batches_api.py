@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import redis
 from flask.testing import FlaskClient
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, update
 
-from shared.db import get_engine, transaction
+from shared.db import transaction
 from shared.models import Batch, Job, JobStatus
 from shared.settings import get_settings
 from tests.api.job_helpers import (
@@ -23,6 +23,7 @@ from tests.api.job_helpers import (
     auth,
     error_of,
     job_count,
+    open_transactions,
     reservation_of,
     reserved_total,
     set_budgets,
@@ -65,19 +66,6 @@ def _finish(batch_id: str, statuses: dict[str, str]) -> None:
                     reserved_usd=0,
                 )
             )
-
-
-def _open_transactions() -> list[str]:
-    """Other sessions on the test database that are inside a transaction."""
-    with get_engine().connect() as connection:
-        return list(
-            connection.scalars(
-                text(
-                    "SELECT state FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'"
-                )
-            )
-        )
 
 
 def test_batch_is_admitted_queued_and_published(
@@ -139,7 +127,7 @@ def test_batch_counts_and_results_stream(client: FlaskClient, alice: Account) ->
         "cost_usd": "0.00001",
     }
     assert lines[0]["error"] == {"code": "x", "message": "y"}
-    assert _open_transactions() == []
+    assert open_transactions() == []
 
     _finish(batch_id, {"row-00000": "cancelled", "row-00003": "succeeded"})
     done = client.get(f"/v1/batches/{batch_id}", headers=auth(alice)).get_json()
@@ -249,7 +237,7 @@ def test_ten_thousand_jobs_admit_in_seconds_and_stream_back(
     count = sum(1 for line in results.response if line.strip())
     print(f"streaming 10,000 results took {time.perf_counter() - started:.2f} s")
     assert count == 10_000
-    assert _open_transactions() == []
+    assert open_transactions() == []
 
 
 def test_abandoned_results_stream_releases_its_connection(
@@ -262,6 +250,6 @@ def test_abandoned_results_stream_releases_its_connection(
     response = client.get(f"/v1/batches/{batch_id}/results", headers=auth(alice), buffered=False)
     first = next(iter(response.response))
     assert json.loads(first)["custom_id"] == "row-00000"
-    assert _open_transactions() != []
+    assert open_transactions() != []
     response.close()
-    assert _open_transactions() == []
+    assert open_transactions() == []

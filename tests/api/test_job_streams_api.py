@@ -20,7 +20,7 @@ from shared.db import transaction
 from shared.models import Job, JobStatus
 from shared.redis_client import get_redis
 from shared.settings import get_settings
-from tests.api.job_helpers import VALID, auth, error_of
+from tests.api.job_helpers import VALID, auth, error_of, open_transactions
 from tests.conftest import Account
 from tests.support.jobs import succeeded_result
 from worker.providers.base import ServerError
@@ -157,12 +157,14 @@ def test_a_late_client_gets_every_entry_then_the_result(
 def test_a_quiet_stream_sends_keep_alives_and_notices_the_end_unannounced(
     client: FlaskClient, alice: Account
 ) -> None:
-    """With nothing to relay, a `: keep-alive` comment comes every TOKEN_STREAM_KEEPALIVE_S;
-    a job that finished without an `ended` entry is found by the periodic read of the job."""
+    """With nothing to relay, a `: keep-alive` comment comes every TOKEN_STREAM_KEEPALIVE_S,
+    and no transaction stays open while the stream waits; a job that finished without an
+    `ended` entry is found by the periodic read of the job."""
     job = _submit(client, alice, stream=True)
     response = client.get(f"/v1/jobs/{job['id']}/stream", headers=auth(alice), buffered=False)
     lines = _lines(response)
     assert next(lines) == ": keep-alive"
+    assert open_transactions() == []
     _finish(job["id"])
     rest = list(lines)
     assert rest[0:2] == ["", "event: result"]
