@@ -18,7 +18,7 @@ from tests.conftest import StartSim
 OPENAI_MODEL = "gpt-4o-mini"
 ANTHROPIC_MODEL = "claude-haiku-4-5"
 CHAT = [{"role": "user", "content": "Tell me about streams of tokens, please."}]
-LATENCY_MS = 600
+LATENCY_MS = 1000
 
 
 def openai_client(base_url: str) -> openai.OpenAI:
@@ -39,6 +39,12 @@ def anthropic_stream(base_url: str, max_tokens: int = 100, **kwargs: Any) -> Any
     return anthropic_client(base_url).messages.create(
         model=ANTHROPIC_MODEL, messages=CHAT, max_tokens=max_tokens, stream=True, **kwargs
     )
+
+
+def _spread_over_the_latency(arrivals: list[float]) -> bool:
+    """The pieces came over a good part of the latency, not all at once at its end (a busy
+    machine may delay the first; it cannot bring the last forward)."""
+    return arrivals[-1] - arrivals[0] > LATENCY_MS / 1000 * 0.4
 
 
 def test_openai_stream_carries_the_reply_finish_reason_and_usage(start_sim: StartSim) -> None:
@@ -70,8 +76,7 @@ def test_openai_stream_carries_the_reply_finish_reason_and_usage(start_sim: Star
         expected.input_tokens,
         expected.output_tokens,
     )
-    # The first piece comes early, the last near the end of the latency.
-    assert arrivals[0] < LATENCY_MS / 1000 / 2 < arrivals[-1]
+    assert _spread_over_the_latency(arrivals)
 
 
 def test_openai_stream_without_include_usage_has_no_usage_chunk(sim_url: str) -> None:
@@ -102,7 +107,7 @@ def test_anthropic_stream_carries_the_reply_stop_reason_and_usage(start_sim: Sta
         expected.input_tokens,
         expected.output_tokens,
     )
-    assert arrivals[0] < LATENCY_MS / 1000 / 2 < arrivals[-1]
+    assert _spread_over_the_latency(arrivals)
 
 
 def test_anthropic_stream_events_in_order(sim_url: str) -> None:
