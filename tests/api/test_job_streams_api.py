@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
+import jsonschema
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import update
@@ -26,6 +27,7 @@ from tests.support.jobs import succeeded_result
 from worker.providers.base import ServerError
 from worker.token_stream import TokenStream
 
+STREAM_EVENT_SCHEMA = "#/components/schemas/JobStreamEvent"
 STREAM_ENV = {
     "TOKEN_STREAM_BLOCK_MS": "50",
     "TOKEN_STREAM_CHECK_S": "0.2",
@@ -196,3 +198,39 @@ def test_redis_away_mid_stream_is_an_error_event(
         get_redis.cache_clear()
     assert response.status_code == 200
     assert [(name, data["code"]) for name, data in events] == [("error", "broker_unavailable")]
+
+
+def test_every_event_is_as_the_openapi_document_says(client: FlaskClient, alice: Account) -> None:
+    """Each event kind, as sent, is one of the documented events, and its data is JSON of the
+    schema the document names for it (contentSchema)."""
+    document = client.get("/openapi.json").get_json()
+    schemas = document["components"]["schemas"]
+
+    def validate(name: str, data: str) -> None:
+        jsonschema.validate(
+            {"event": name, "data": data}, {**document, "$ref": STREAM_EVENT_SCHEMA}
+        )
+        branch = next(
+            schemas[ref["$ref"].rsplit("/", 1)[1]]
+            for ref in schemas["JobStreamEvent"]["anyOf"]
+            if schemas[ref["$ref"].rsplit("/", 1)[1]]["properties"]["event"]["const"] == name
+        )
+        content = branch["properties"]["data"]["contentSchema"]
+        jsonschema.validate(json.loads(data), {**document, **content})
+
+    job = _submit(client, alice, stream=True)
+    writer = _writer(job["id"])
+    writer.text("Hel")
+    writer.retry("gpt-4o-mini", ServerError("boom"))
+    writer.fallback("gpt-4o-mini", "claude-haiku-4-5", ServerError("boom"))
+    response = client.get(f"/v1/jobs/{job['id']}/stream", headers=auth(alice), buffered=False)
+    events = server_sent_events(_lines(response))
+    seen = [next(events) for _ in range(3)]
+    _finish(job["id"])
+    writer.ended()
+    seen += list(events)
+    assert [name for name, _ in seen] == ["token", "retry", "fallback", "result"]
+    for name, data in seen:
+        validate(name, data)
+    error = {"code": "broker_unavailable", "message": "away", "details": None}
+    validate("error", json.dumps(error))
