@@ -62,7 +62,7 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     403: "The admin API is disabled (code `forbidden`).",
     404: "No such resource, or it is not the caller's (code `not_found`).",
     409: "The request collides with existing state (codes `idempotency_conflict`, "
-    "`job_not_cancellable`, `already_exists`, `limit_reached`).",
+    "`job_not_cancellable`, `job_not_streamed`, `already_exists`, `limit_reached`).",
     413: "The request body is larger than the server accepts (code `payload_too_large`).",
     415: "The body is not sent as `Content-Type: application/json` (code "
     "`unsupported_media_type`).",

@@ -29,6 +29,7 @@ def new_job(body: JobCreate, settings: Settings) -> NewJob:
             "messages": [m.model_dump() for m in body.messages],
             "max_tokens": max_tokens,
             "temperature": body.temperature,
+            "stream": body.stream,
         },
         "meta": body.metadata,
         "response_format": body.response_format_json(),

@@ -15,7 +15,8 @@ PromptqError
 │   ├── AlreadyExistsError         a name that must be unique is taken
 │   ├── LimitReachedError          a per-user cap on a kind of thing is reached
 │   ├── DeliveryInProgressError    a webhook message is being sent right now
-│   └── WebhookDisabledError       the endpoint is disabled
+│   ├── WebhookDisabledError       the endpoint is disabled
+│   └── JobNotStreamedError        a running job that was not submitted to be streamed
 └── RetryLaterError            refused for now; retry after `retry_after_s` seconds
     ├── RateLimitedError       the API key's request or token rate limit
     ├── BudgetExceededError    the user's daily or monthly budget
@@ -113,6 +114,12 @@ class WebhookDisabledError(ConflictError):
     """The webhook endpoint is disabled (by its owner, a 410, or days of failures)."""
 
     code = "webhook_disabled"
+
+
+class JobNotStreamedError(ConflictError):
+    """The job runs without streaming its tokens (it was not submitted with "stream": true)."""
+
+    code = "job_not_streamed"
 
 
 class RetryLaterError(PromptqError):

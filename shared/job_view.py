@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from shared.finish_reasons import FinishReason
 from shared.models import Job
 from shared.money import usd
 
@@ -26,6 +27,23 @@ class Usage(BaseModel):
         )
 
 
+class JobResult(BaseModel):
+    """A succeeded job's answer."""
+
+    content: str
+    finish_reason: FinishReason = Field(
+        description="Why the answer ended, in the same words for every provider (README: "
+        "'A job's result')."
+    )
+    provider_finish_reason: str = Field(
+        description="The provider's own word for it: OpenAI's finish_reason, Anthropic's "
+        "stop_reason."
+    )
+    provider: str
+    model: str = Field(description="The model that answered (a fallback's, if one did).")
+    cached: bool = Field(description="Served from the response cache: no call, no cost.")
+
+
 class JobOut(BaseModel):
     """A job as GET /v1/jobs/<id> shows it and webhook events carry it."""
 
@@ -39,7 +57,8 @@ class JobOut(BaseModel):
     callback_url: str | None
     max_cost_usd: str | None
     cache: bool
-    result: dict[str, Any] | None
+    stream: bool = Field(description="Its tokens are relayed at GET /v1/jobs/<id>/stream.")
+    result: JobResult | None
     error: dict[str, Any] | None
     usage: Usage
     cost_usd: str = Field(description="Decimal dollars, as a string so no precision is lost.")
@@ -63,7 +82,8 @@ class JobOut(BaseModel):
             callback_url=job.callback_url,
             max_cost_usd=None if job.max_cost_usd is None else usd(job.max_cost_usd),
             cache=job.cache,
-            result=job.result,
+            stream=bool(job.request.get("stream")),
+            result=None if job.result is None else JobResult.model_validate(job.result),
             error=job.error,
             usage=Usage.of(job.input_tokens, job.output_tokens),
             cost_usd=usd(job.cost_usd),

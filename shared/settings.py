@@ -116,6 +116,19 @@ class Settings(BaseSettings):
 
     response_cache_ttl_s: int = Field(default=3600, ge=1)
 
+    # Live token streams of jobs submitted with "stream": true (shared/token_streams.py). Each
+    # job's Redis stream keeps about this many entries (a late client of a longer answer misses
+    # its start; the result has all of it) and lives this long after its last entry.
+    token_stream_maxlen: int = Field(default=10_000, ge=100)
+    token_stream_ttl_s: int = Field(default=600, ge=10)
+    # The relay (GET /v1/jobs/<id>/stream) waits this long per Redis read, under the Redis
+    # client's 2 s socket timeout; it reads the job this often when the stream says nothing (a
+    # cancellation, or a run's end whose entry was lost); and it sends a comment after this long
+    # without an event, so proxies keep an idle stream open.
+    token_stream_block_ms: int = Field(default=1000, ge=10, le=1500)
+    token_stream_check_s: float = Field(default=5.0, gt=0)
+    token_stream_keepalive_s: float = Field(default=15.0, gt=0)
+
     # Sweeper (Celery beat): republish queued jobs whose message went missing, and return jobs
     # whose worker's lease expired, up to max_deliveries, then fail them as worker_lost.
     sweep_interval_s: float = Field(default=10.0, gt=0)

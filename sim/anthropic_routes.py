@@ -5,9 +5,11 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
+from sim.event_streams import sse
+from sim.fault_kinds import FaultKind
 from sim.fault_responses import anthropic_error, serve
 from sim.faults import FaultInjector, Plan
-from sim.replies import Completion, complete
+from sim.replies import Completion, complete, reply_pieces
 from sim.stats import RequestStats, model_of
 
 ROLES = frozenset({"user", "assistant"})
@@ -35,25 +37,29 @@ def create_anthropic_blueprint(injector: FaultInjector, stats: RequestStats) -> 
     @blueprint.post("/v1/messages")
     def messages() -> Response:
         body = request.get_json(force=True, silent=True)
-        with stats.track(model_of(body)):
-            _authenticate()
-            model, messages, max_tokens, system = _validate(body)
-            plan = _plan(injector, model)
-            injector.wait(plan.latency_ms)
-            # Faults come after validation, so a malformed request is still a plain 400.
-            return serve(
-                plan,
-                model,
-                injector=injector,
-                stats=stats,
-                error=anthropic_error,
-                body=lambda violate: _message_body(
-                    model,
-                    complete(
-                        model, messages, max_tokens, system, form="prose" if violate else "text"
-                    ),
-                ),
-            )
+        return stats.answer(model_of(body), lambda: answer(body))
+
+    def answer(body: Any) -> Response:
+        _authenticate()
+        model, messages, max_tokens, system, streamed = _validate(body)
+        plan = _plan(injector, model)
+
+        def reply(violate: bool) -> Completion:
+            form = "prose" if violate else "text"
+            return complete(model, messages, max_tokens, system, form=form)
+
+        # Faults come after validation, so a malformed request is still a plain 400.
+        return serve(
+            plan,
+            model,
+            streamed=streamed,
+            injector=injector,
+            stats=stats,
+            error=anthropic_error,
+            body=lambda violate: _message_body(model, reply(violate)),
+            events=lambda violate: _message_events(model, reply(violate)),
+            stream_error=_stream_error,
+        )
 
     blueprint.register_error_handler(AnthropicError, _error_response)
     blueprint.after_request(_add_request_id)
@@ -70,7 +76,7 @@ def _authenticate() -> None:
         raise InvalidRequest("anthropic-version: header is required")
 
 
-def _validate(body: Any) -> tuple[str, list[dict[str, Any]], int, Any]:
+def _validate(body: Any) -> tuple[str, list[dict[str, Any]], int, Any, bool]:
     if not isinstance(body, dict):
         raise InvalidRequest("There was an issue with your request body: invalid JSON")
     model = body.get("model")
@@ -98,9 +104,10 @@ def _validate(body: Any) -> tuple[str, list[dict[str, Any]], int, Any]:
     system = body.get("system")
     if not isinstance(system, str | list | None):
         raise InvalidRequest("system: Input should be a valid list")
-    if body.get("stream"):
-        raise InvalidRequest("streaming not supported by the simulator")
-    return model, messages, max_tokens, system
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise InvalidRequest("stream: Input should be a valid boolean")
+    return model, messages, max_tokens, system, stream
 
 
 def _plan(injector: FaultInjector, model: str) -> Plan:
@@ -117,13 +124,57 @@ def _message_body(model: str, completion: Completion) -> dict[str, Any]:
         "role": "assistant",
         "model": model,
         "content": [{"type": "text", "text": completion.text}],
-        "stop_reason": "max_tokens" if completion.truncated else "end_turn",
+        "stop_reason": _stop_reason(completion),
         "stop_sequence": None,
         "usage": {
             "input_tokens": completion.input_tokens,
             "output_tokens": completion.output_tokens,
         },
     }
+
+
+def _message_events(model: str, completion: Completion) -> list[str]:
+    """The answer as Anthropic streams it: message_start (the message without content, its
+    input tokens), one text block's start, deltas and stop, message_delta (the stop reason and
+    the output tokens in all), message_stop; a ping after the block starts, as the API sends."""
+    message = {
+        **_message_body(model, completion),
+        "content": [],
+        "stop_reason": None,
+        "usage": {"input_tokens": completion.input_tokens, "output_tokens": 1},
+    }
+    deltas = [
+        _event("content_block_delta", index=0, delta={"type": "text_delta", "text": piece})
+        for piece in reply_pieces(completion.text)
+    ]
+    return [
+        _event("message_start", message=message),
+        _event("content_block_start", index=0, content_block={"type": "text", "text": ""}),
+        _event("ping"),
+        *deltas,
+        _event("content_block_stop", index=0),
+        _event(
+            "message_delta",
+            delta={"stop_reason": _stop_reason(completion), "stop_sequence": None},
+            usage={"output_tokens": completion.output_tokens},
+        ),
+        _event("message_stop"),
+    ]
+
+
+def _event(kind: str, **fields: Any) -> str:
+    return sse({"type": kind, **fields}, kind)
+
+
+def _stream_error(kind: FaultKind) -> str | None:
+    """Anthropic reports overload inside a stream it has begun, as an error event."""
+    if kind is not FaultKind.OVERLOADED:
+        return None
+    return _event("error", error={"type": "overloaded_error", "message": "Overloaded"})
+
+
+def _stop_reason(completion: Completion) -> str:
+    return "max_tokens" if completion.truncated else "end_turn"
 
 
 def _error_response(error: AnthropicError) -> tuple[Response, int]:

@@ -10,10 +10,12 @@ class FaultKind(StrEnum):
     SERVER_ERROR = "server_error"  # 500
     BAD_GATEWAY = "bad_gateway"  # 502 from a proxy in front of the API (an HTML page)
     UNAVAILABLE = "unavailable"  # 503
-    OVERLOADED = "overloaded"  # Anthropic's 529 overloaded_error; 503 on the OpenAI routes
+    # Anthropic's 529 overloaded_error (inside a begun stream: an error event); OpenAI's 503
+    OVERLOADED = "overloaded"
     HANG = "hang"  # no answer for SimConfig.hang_s, then the connection is dropped
     DROP = "drop"  # the connection closes without any HTTP answer
-    MALFORMED = "malformed"  # 200 whose body is cut short, so it is not JSON
+    MALFORMED = "malformed"  # 200 whose body is cut short, so it is not JSON (a stream: one event)
+    CUT = "cut"  # the connection closes half way through a 200: its body or its stream's events
     SCHEMA_VIOLATION = "schema_violation"  # 200 whose reply text is prose, not the JSON asked for
 
 

@@ -8,19 +8,25 @@ exactly the exceptions they raise against the real services.
 import json
 import math
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from flask import Response, jsonify, request
 
+from sim.event_streams import event_stream, malformed
 from sim.fault_kinds import ERROR_STATUS_KINDS, FaultKind
 from sim.faults import FaultInjector, Plan
 from sim.stats import RequestStats
 
 # Builds the normal success body; True asks for reply text that breaks the requested format.
 BodyBuilder = Callable[[bool], dict[str, Any]]
+# Builds a streamed answer's events (sim/event_streams.py), with the same True.
+EventsBuilder = Callable[[bool], list[str]]
 # Renders an error-status fault: (kind, model, retry_after_s) -> response.
 ErrorRenderer = Callable[[FaultKind, str, float], Response]
+# The event a dialect shows a fault as once its stream has begun, if it does (Anthropic sends
+# an overloaded error mid-stream); None: the fault refuses the call before the stream.
+StreamErrorRenderer = Callable[[FaultKind], str | None]
 
 # What a reverse proxy in front of either API answers when the backend is gone.
 BAD_GATEWAY_HTML = (
@@ -30,34 +36,98 @@ BAD_GATEWAY_HTML = (
 )
 # nginx's convention for "closed without a response"; it only ever shows in the sim's log.
 NO_RESPONSE = 444
+# Faults that refuse a call outright, streamed or not: no 200 is ever sent.
+REFUSALS = ERROR_STATUS_KINDS | {FaultKind.HANG, FaultKind.DROP}
 
 
 def serve(
     plan: Plan,
     model: str,
     *,
+    streamed: bool,
     injector: FaultInjector,
     stats: RequestStats,
     error: ErrorRenderer,
     body: BodyBuilder,
+    events: EventsBuilder,
+    stream_error: StreamErrorRenderer,
 ) -> Response:
-    """The answer to a validated completion call whose latency has already been waited."""
+    """The answer to a validated completion call: `plan`'s delay, then its fault or the normal
+    answer, as one JSON body or (`streamed`) as events spread over the delay."""
+    if streamed:
+        return _serve_stream(plan, model, injector, stats, error, events, stream_error)
+    injector.wait(plan.latency_ms)
     kind = plan.fault
     if kind is None:
         return jsonify(body(False))
     stats.record_fault(kind)
-    if kind in ERROR_STATUS_KINDS:
-        return error(kind, model, plan.retry_after_s)
+    if kind in REFUSALS:
+        return _refuse(kind, plan, model, injector, error)
+    text = json.dumps(body(False))
+    if kind is FaultKind.MALFORMED:
+        # A body cut mid-stream, as a proxy timing out on a large answer leaves it.
+        return Response(text[: len(text) // 2], mimetype="application/json")
+    if kind is FaultKind.CUT:
+        return _cut_body(text)
+    return jsonify(body(True))
+
+
+def _serve_stream(
+    plan: Plan,
+    model: str,
+    injector: FaultInjector,
+    stats: RequestStats,
+    error: ErrorRenderer,
+    events: EventsBuilder,
+    stream_error: StreamErrorRenderer,
+) -> Response:
+    """A fault that refuses the call (an error status, a hang, a drop) comes after the delay,
+    as for a plain call; the others break the stream half way."""
+    kind = plan.fault
+    if kind is None:
+        return event_stream(events(False), plan.latency_ms, injector)
+    stats.record_fault(kind)
+    mid_stream = stream_error(kind)
+    if mid_stream is not None:
+        return event_stream(events(False), plan.latency_ms, injector, broken_by=mid_stream)
+    if kind in REFUSALS:
+        injector.wait(plan.latency_ms)
+        return _refuse(kind, plan, model, injector, error)
+    if kind is FaultKind.MALFORMED:
+        sent = events(False)
+        return event_stream(
+            sent, plan.latency_ms, injector, broken_by=malformed(sent[len(sent) // 2])
+        )
+    if kind is FaultKind.CUT:
+        return event_stream(events(False), plan.latency_ms, injector, cut=True)
+    return event_stream(events(True), plan.latency_ms, injector)
+
+
+def _refuse(
+    kind: FaultKind, plan: Plan, model: str, injector: FaultInjector, error: ErrorRenderer
+) -> Response:
+    """The answer to a fault of REFUSALS."""
     if kind is FaultKind.HANG:
         injector.hang()
         return drop_connection()
     if kind is FaultKind.DROP:
         return drop_connection()
-    if kind is FaultKind.MALFORMED:
-        # A body cut mid-stream, as a proxy timing out on a large answer leaves it.
-        text = json.dumps(body(False))
-        return Response(text[: len(text) // 2], mimetype="application/json")
-    return jsonify(body(True))
+    return error(kind, model, plan.retry_after_s)
+
+
+def _cut_body(text: str) -> Response:
+    """Half of `text` under a Content-Length for all of it, then the connection closes."""
+    connection = request.environ.get("werkzeug.socket")
+    if connection is None:
+        raise RuntimeError("cutting a body needs werkzeug's server")
+
+    def send() -> Iterator[str]:
+        yield text[: len(text) // 2]
+        connection.shutdown(socket.SHUT_RDWR)
+
+    return Response(
+        send(), mimetype="application/json", headers={"Content-Length": str(len(text.encode()))}
+    )
 
 
 def drop_connection() -> Response:

@@ -6,9 +6,10 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
+from sim.event_streams import sse
 from sim.fault_responses import openai_error, serve
 from sim.faults import FaultInjector, Plan
-from sim.replies import Completion, ReplyForm, complete
+from sim.replies import Completion, ReplyForm, complete, reply_pieces
 from sim.stats import RequestStats, model_of
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
@@ -39,22 +40,29 @@ def create_openai_blueprint(injector: FaultInjector, stats: RequestStats) -> Blu
     @blueprint.post("/v1/chat/completions")
     def chat_completions() -> Response:
         body = request.get_json(force=True, silent=True)
-        with stats.track(model_of(body)):
-            _authenticate()
-            model, messages, max_tokens, form = _validate(body)
-            plan = _plan(injector, model)
-            injector.wait(plan.latency_ms)
-            # Faults come after validation, so a malformed request is still a plain 400.
-            return serve(
-                plan,
-                model,
-                injector=injector,
-                stats=stats,
-                error=openai_error,
-                body=lambda violate: _completion_body(
-                    model, complete(model, messages, max_tokens, form="prose" if violate else form)
-                ),
-            )
+        return stats.answer(model_of(body), lambda: answer(body))
+
+    def answer(body: Any) -> Response:
+        _authenticate()
+        model, messages, max_tokens, form = _validate(body)
+        streamed, include_usage = _stream(body)
+        plan = _plan(injector, model)
+
+        def reply(violate: bool) -> Completion:
+            return complete(model, messages, max_tokens, form="prose" if violate else form)
+
+        # Faults come after validation, so a malformed request is still a plain 400.
+        return serve(
+            plan,
+            model,
+            streamed=streamed,
+            injector=injector,
+            stats=stats,
+            error=openai_error,
+            body=lambda violate: _completion_body(model, reply(violate)),
+            events=lambda violate: _chunk_events(model, reply(violate), include_usage),
+            stream_error=lambda _kind: None,
+        )
 
     blueprint.register_error_handler(OpenAIError, _error_response)
     blueprint.after_request(_add_request_id)
@@ -102,14 +110,37 @@ def _validate(body: Any) -> tuple[str, list[dict[str, Any]], int | None, ReplyFo
         )
     for index, message in enumerate(messages):
         _validate_message(index, message)
-    if body.get("stream"):
+    return model, messages, _max_tokens(body), _reply_form(body)
+
+
+def _stream(body: dict[str, Any]) -> tuple[bool, bool]:
+    """Whether the call is streamed, and whether a usage chunk ends its stream."""
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
         raise OpenAIError(
             400,
-            "streaming not supported by the simulator",
+            "Invalid type for 'stream': expected a boolean.",
             param="stream",
-            code="unsupported_value",
+            code="invalid_type",
         )
-    return model, messages, _max_tokens(body), _reply_form(body)
+    options = body.get("stream_options")
+    if options is None:
+        return stream, False
+    if not stream:
+        raise OpenAIError(
+            400,
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+            param="stream_options",
+            code="invalid_value",
+        )
+    if not isinstance(options, dict):
+        raise OpenAIError(
+            400,
+            "Invalid type for 'stream_options': expected an object.",
+            param="stream_options",
+            code="invalid_type",
+        )
+    return stream, options.get("include_usage") is True
 
 
 def _validate_message(index: int, message: Any) -> None:
@@ -196,15 +227,49 @@ def _completion_body(model: str, completion: Completion) -> dict[str, Any]:
                 "index": 0,
                 "message": {"role": "assistant", "content": completion.text, "refusal": None},
                 "logprobs": None,
-                "finish_reason": "length" if completion.truncated else "stop",
+                "finish_reason": _finish_reason(completion),
             }
         ],
-        "usage": {
-            "prompt_tokens": completion.input_tokens,
-            "completion_tokens": completion.output_tokens,
-            "total_tokens": completion.input_tokens + completion.output_tokens,
-        },
+        "usage": _usage(completion),
         "system_fingerprint": "sim",
+    }
+
+
+def _chunk_events(model: str, completion: Completion, include_usage: bool) -> list[str]:
+    """The answer as OpenAI streams it: a role chunk, a chunk per piece of the reply, one with
+    the finish reason, the usage chunk if asked for (no choices), then `[DONE]`."""
+    head = {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+        "system_fingerprint": "sim",
+    }
+    # With include_usage, every chunk but the last carries `usage: null`.
+    no_usage = {"usage": None} if include_usage else {}
+
+    def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> str:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+        return sse({**head, "choices": [choice], **no_usage})
+
+    events = [chunk({"role": "assistant", "content": "", "refusal": None})]
+    events += [chunk({"content": piece}) for piece in reply_pieces(completion.text)]
+    events.append(chunk({}, _finish_reason(completion)))
+    if include_usage:
+        events.append(sse({**head, "choices": [], "usage": _usage(completion)}))
+    events.append(sse("[DONE]"))
+    return events
+
+
+def _finish_reason(completion: Completion) -> str:
+    return "length" if completion.truncated else "stop"
+
+
+def _usage(completion: Completion) -> dict[str, int]:
+    return {
+        "prompt_tokens": completion.input_tokens,
+        "completion_tokens": completion.output_tokens,
+        "total_tokens": completion.input_tokens + completion.output_tokens,
     }
 
 

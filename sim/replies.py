@@ -5,6 +5,7 @@ Tests import these to compute the exact content and usage the simulator will rep
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -18,6 +19,8 @@ CHARS_PER_TOKEN = 4
 # Real chat formats wrap every message in role/separator tokens.
 PER_MESSAGE_OVERHEAD = 4
 PROMPT_EXCERPT_CHARS = 200
+# A word with the spaces after it: the pieces a streamed reply arrives in.
+_PIECE = re.compile(r"\S+\s*|\s+")
 
 
 @dataclass(frozen=True)
@@ -97,3 +100,9 @@ def complete(
         output_tokens=count_tokens(text),
         truncated=truncated,
     )
+
+
+def reply_pieces(text: str) -> list[str]:
+    """`text` in the pieces a streamed answer sends it in (a word and its trailing spaces each);
+    joined, they are the text again."""
+    return _PIECE.findall(text)

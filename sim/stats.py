@@ -2,9 +2,11 @@
 
 import threading
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
+
+from flask import Response
 
 from sim.fault_kinds import FaultKind
 
@@ -43,6 +45,19 @@ class RequestStats:
                 self._in_flight -= 1
                 if model is not None:
                     self._in_flight_by_model[model] -= 1
+
+    def answer(self, model: str | None, respond: Callable[[], Response]) -> Response:
+        """`respond()`, with the call counted as in flight until its response has been sent: a
+        stream's events go out after the view has returned."""
+        tracking = ExitStack()
+        tracking.enter_context(self.track(model))
+        try:
+            response = respond()
+        except BaseException:
+            tracking.close()
+            raise
+        response.call_on_close(tracking.close)
+        return response
 
     def record_fault(self, kind: FaultKind) -> None:
         """Count one injected fault of `kind`."""

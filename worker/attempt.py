@@ -10,7 +10,13 @@ from decimal import Decimal
 from shared.logging import get_logger
 from shared.pricing import price_for
 from worker import metrics
-from worker.providers.base import ProviderError, ProviderRequest, ProviderResponse, ServerError
+from worker.providers.base import (
+    ProviderError,
+    ProviderRequest,
+    ProviderResponse,
+    ServerError,
+    TextSink,
+)
 from worker.providers.registry import provider_for
 
 log = get_logger(__name__)
@@ -30,15 +36,16 @@ class AttemptResult:
     cached: bool = False
 
 
-def run_attempt(request: ProviderRequest) -> AttemptResult:
-    """Call the model once; a provider failure comes back as `error`, never as an exception."""
+def run_attempt(request: ProviderRequest, on_text: TextSink | None = None) -> AttemptResult:
+    """Call the model once (streamed when `on_text` takes the text); a provider failure comes
+    back as `error`, never as an exception."""
     provider = provider_for(request.model)
     started_at = datetime.now(UTC)
     clock = time.perf_counter()
     response: ProviderResponse | None = None
     error: ProviderError | None = None
     try:
-        response = provider.complete(request)
+        response = provider.complete(request, on_text)
     except ProviderError as exc:
         error = exc
     except Exception as exc:

@@ -2,7 +2,9 @@
 provider -> classify -> retry, back off, fall back or requeue.
 
 It touches no database. What it must persist goes through an AttemptSink the task provides, so
-the task alone opens transactions, and no connection is held while a model answers.
+the task alone opens transactions, and no connection is held while a model answers. A job that
+asked to be streamed gets a TokenSink too: its calls are streamed into it, and it hears when
+the text so far is void because another attempt follows.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from worker.providers.base import (
 )
 from worker.resilience.backoff import compute_backoff
 
-__all__ = ["AttemptResult", "JobSpec", "Outcome", "run_attempt", "run_chain"]
+__all__ = ["AttemptResult", "JobSpec", "Outcome", "TokenSink", "run_attempt", "run_chain"]
 
 
 class CircuitOpenError(RetryableProviderError):
@@ -50,6 +52,20 @@ class AttemptSink(Protocol):
 
     def cancelled(self) -> bool:
         """Whether the user cancelled the job meanwhile."""
+        ...
+
+
+class TokenSink(Protocol):
+    def text(self, piece: str) -> None:
+        """A piece of the answer, as the model sends it."""
+        ...
+
+    def retry(self, model: str, error: ProviderError) -> None:
+        """The text so far is void: `model` is tried again after `error`."""
+        ...
+
+    def fallback(self, failed: str, next_model: str, error: ProviderError) -> None:
+        """The text so far is void: `next_model` answers instead of `failed`."""
         ...
 
 
@@ -85,8 +101,10 @@ def run_chain(
     policies: Policies,
     sink: AttemptSink,
     sleep: Callable[[float], None] = time.sleep,
+    tokens_to: TokenSink | None = None,
 ) -> Outcome:
-    """Run the job to an outcome: success on some model, failure after the chain, or requeue."""
+    """Run the job to an outcome: success on some model, failure after the chain, or requeue;
+    with `tokens_to`, every call is streamed into it."""
     settings = policies.settings
     contents = [m.content for m in spec.request.messages]
     prompt_bound = prompt_tokens_upper_bound(contents)
@@ -104,7 +122,10 @@ def run_chain(
         pending = None
         return saved
 
+    on_text = tokens_to.text if tokens_to is not None else None
     for model in spec.models:
+        if tokens_to is not None and last is not None and last.error is not None:
+            tokens_to.fallback(last.model, model, last.error)
         price = price_for(model)
         key = f"{price.provider}:{model}"
         request = replace(spec.request, model=model)
@@ -154,7 +175,7 @@ def run_chain(
                 policies.breaker.record(permit, success=True)
                 return Outcome(requeue_at=datetime.now(UTC) + timedelta(seconds=1))
             try:
-                result = run_attempt(request)
+                result = run_attempt(request, on_text)
             except BaseException:
                 policies.permits.release(key, slot)
                 raise
@@ -187,6 +208,8 @@ def run_chain(
                 retry_after=_retry_after(result.error),
             )
             pending = result
+            if tokens_to is not None:
+                tokens_to.retry(model, result.error)
             if delay > settings.retry_inline_max_s:
                 if not flush():
                     return Outcome(abandoned=True)

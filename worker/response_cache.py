@@ -15,7 +15,9 @@ import redis
 
 from worker.providers.base import ProviderRequest, ProviderResponse
 
-PREFIX = "promptq:cache:"
+# v2: replies carry provider_finish_reason beside a normalized finish_reason; entries of the
+# earlier shape are left to expire rather than read.
+PREFIX = "promptq:cache:v2:"
 
 
 def cacheable(request: ProviderRequest, opted_in: bool) -> bool:

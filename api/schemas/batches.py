@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, field_validator
 from api.schemas.bases import StrictModel
 from api.schemas.fields import METADATA_DOC, NO_NUL, UsdOut, small_metadata
 from api.schemas.jobs import JobCreate
-from shared.job_view import Usage
+from shared.job_view import JobResult, Usage
 from shared.settings import get_settings
 
 
@@ -72,7 +72,7 @@ class BatchResultLine(BaseModel):
     custom_id: str
     job_id: str
     status: str
-    result: dict[str, Any] | None
+    result: JobResult | None
     error: dict[str, Any] | None
     usage: Usage
     cost_usd: UsdOut

@@ -118,6 +118,11 @@ class JobCreate(StrictModel):
         description="Serve an identical earlier reply from the response cache (temperature 0 "
         "only); a hit costs nothing.",
     )
+    stream: bool = Field(
+        default=False,
+        description="Relay the model's tokens while the job runs, at GET /v1/jobs/<id>/stream "
+        "(Server-Sent Events).",
+    )
 
     @field_validator("messages")
     @classmethod

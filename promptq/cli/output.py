@@ -10,7 +10,16 @@ from typing import Any
 import click
 from pydantic import BaseModel
 
-from promptq.client.models import Attempt, Batch, Job, UsageReport
+from promptq.client.models import (
+    Attempt,
+    Batch,
+    FallbackEvent,
+    Job,
+    RetryEvent,
+    StreamEvent,
+    TokenEvent,
+    UsageReport,
+)
 
 
 def as_json(model: BaseModel) -> str:
@@ -55,6 +64,22 @@ class BatchProgress:
                 click.echo(err=True)
         else:
             click.echo(line, err=True)
+
+
+def show_stream_event(event: StreamEvent) -> None:
+    """The answer on stdout as its tokens arrive, ended by a newline with the result; a note on
+    stderr where the text printed so far is void (another attempt, or model, follows)."""
+    if isinstance(event, TokenEvent):
+        click.echo(event.text, nl=False)
+        return
+    click.echo()
+    if isinstance(event, RetryEvent):
+        click.echo(f"[{event.error}: trying {event.model} again; discard the above]", err=True)
+    elif isinstance(event, FallbackEvent):
+        click.echo(
+            f"[{event.error}: {event.to} answers instead of {event.from_model}; discard the above]",
+            err=True,
+        )
 
 
 def job_summary(job: Job) -> str:

@@ -22,9 +22,11 @@ from promptq.cli.output import (
     attempt_line,
     dump,
     job_summary,
+    show_stream_event,
     usage_lines,
 )
 from promptq.client.errors import PromptqClientError
+from promptq.client.models import ResultEvent
 from promptq.client.sync import Client
 from promptq.client.transport import DEFAULT_URL
 
@@ -83,6 +85,12 @@ def _messages(message: str | None, file: Path | None) -> list[dict[str, str]]:
 @click.option("--max-tokens", type=click.IntRange(1), help="Most tokens to generate.")
 @click.option("--wait", is_flag=True, help="Wait until the job is final, showing its status.")
 @click.option(
+    "--stream",
+    "follow",
+    is_flag=True,
+    help="Print the answer's tokens as the model writes them, until the job is final.",
+)
+@click.option(
     "--timeout",
     type=click.FloatRange(0),
     default=300.0,
@@ -100,25 +108,37 @@ def submit(
     fallbacks: tuple[str, ...],
     max_tokens: int | None,
     wait: bool,
+    follow: bool,
     timeout: float,
     as_json_out: bool,
 ) -> None:
-    """Submit MESSAGE (or --file) to MODEL as a job; print its id, or with --wait its answer."""
+    """Submit MESSAGE (or --file) to MODEL as a job; print its id, with --wait its answer, with
+    --stream its answer as it is written."""
+    if follow and (wait or as_json_out):
+        raise click.UsageError(
+            "--stream prints the answer as it comes: leave out --wait and --json."
+        )
     job = client.submit(
         model,
         _messages(message, file),
         priority=priority,
         fallbacks=fallbacks or None,
         max_tokens=max_tokens,
+        stream=follow or None,
     )
-    if wait:
+    if follow:
+        for event in client.stream(job.id):
+            show_stream_event(event)
+            if isinstance(event, ResultEvent):
+                job = event.job
+    elif wait:
         progress = None if as_json_out else JobProgress()
         job = client.wait(job.id, timeout=timeout, on_update=progress)
     if as_json_out:
         click.echo(as_json(job))
-    elif not wait:
+    elif not (wait or follow):
         click.echo(job.id)
-    elif job.result is not None and job.status == "succeeded":
+    elif wait and job.result is not None and job.status == "succeeded":
         click.echo(job.result.content or "")
     if job.status in ("failed", "cancelled"):
         reason = f"{job.error.code}: {job.error.message}" if job.error else job.status

@@ -1,5 +1,5 @@
-"""The promptq Python client: submit LLM jobs to a promptq gateway, wait for them, follow
-batches, read usage, manage webhook endpoints and verify their deliveries.
+"""The promptq Python client: submit LLM jobs to a promptq gateway, wait for them or follow their
+tokens live, follow batches, read usage, manage webhook endpoints and verify their deliveries.
 
 It speaks HTTP only (requests) and imports nothing of promptq's server.
 
@@ -24,7 +24,12 @@ from promptq.client.models import (
     BatchCounts,
     BatchResult,
     Delivery,
+    FallbackEvent,
     Job,
+    ResultEvent,
+    RetryEvent,
+    StreamEvent,
+    TokenEvent,
     UsageReport,
     WebhookEndpoint,
 )
@@ -41,13 +46,18 @@ __all__ = [
     "BatchResult",
     "Client",
     "Delivery",
+    "FallbackEvent",
     "Job",
     "MissingApiKey",
     "NotFound",
     "PromptqClientError",
     "RateLimited",
+    "ResultEvent",
+    "RetryEvent",
     "RetryLater",
     "RetryPolicy",
+    "StreamEvent",
+    "TokenEvent",
     "Unauthorized",
     "UsageReport",
     "WaitTimeout",

@@ -149,6 +149,12 @@ class WebhookDisabled(Conflict):
     code = "webhook_disabled"
 
 
+class JobNotStreamed(Conflict):
+    """The job runs without relaying its tokens: it was not submitted with stream=True."""
+
+    code = "job_not_streamed"
+
+
 class PayloadTooLarge(APIError):
     code = "payload_too_large"
 

@@ -10,7 +10,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 FINAL_JOB_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 
@@ -27,9 +27,33 @@ class TokenUsage(_Model):
 
 class JobResult(_Model):
     content: str | None = None
+    # stop, length, tool_calls or content_filter, whichever provider answered.
     finish_reason: str | None = None
+    # The provider's own word for it (OpenAI's finish_reason, Anthropic's stop_reason).
+    provider_finish_reason: str | None = None
     provider: str | None = None
     model: str | None = None
+
+
+class TokenEvent(_Model):
+    """A piece of the answer, as the model wrote it."""
+
+    text: str
+
+
+class RetryEvent(_Model):
+    """The text so far is void: `model` is tried again after `error` (an attempt's code)."""
+
+    model: str
+    error: str
+
+
+class FallbackEvent(_Model):
+    """The text so far is void: the model `to` answers instead of `from_model`."""
+
+    from_model: str = Field(alias="from")
+    to: str
+    error: str
 
 
 class JobError(_Model):
@@ -49,6 +73,7 @@ class Job(_Model):
     callback_url: str | None = None
     max_cost_usd: Decimal | None = None
     cache: bool = True
+    stream: bool = False
     result: JobResult | None = None
     error: JobError | None = None
     usage: TokenUsage = TokenUsage()
@@ -64,6 +89,16 @@ class Job(_Model):
     @property
     def is_final(self) -> bool:
         return self.status in FINAL_JOB_STATUSES
+
+
+class ResultEvent(_Model):
+    """The last event of a job's stream: the job, final, as GET /v1/jobs/<id> shows it."""
+
+    job: Job
+
+
+# What Client.stream yields.
+StreamEvent = TokenEvent | RetryEvent | FallbackEvent | ResultEvent
 
 
 class Attempt(_Model):

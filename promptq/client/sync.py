@@ -16,7 +16,8 @@ from typing import Any
 import requests
 
 from promptq.client.batches import Batches
-from promptq.client.models import Attempt, Job, UsageReport
+from promptq.client.models import Attempt, Job, StreamEvent, UsageReport
+from promptq.client.sse import job_stream_events
 from promptq.client.transport import DEFAULT_URL, RetryPolicy, Transport
 from promptq.client.waiting import long_poll_until_final
 from promptq.client.webhook_endpoints import WebhookEndpoints
@@ -78,6 +79,7 @@ class Client:
         response_format: Mapping[str, Any] | None = None,
         callback_url: str | None = None,
         max_cost_usd: Decimal | str | None = None,
+        stream: bool | None = None,
         idempotency_key: str | None = None,
         **extra: Any,
     ) -> Job:
@@ -94,6 +96,8 @@ class Client:
             "callback_url": callback_url,
             # A string keeps the amount exact; a float would be rounded by the API.
             "max_cost_usd": None if max_cost_usd is None else str(max_cost_usd),
+            # True: the job's tokens can be followed with `stream(job.id)`.
+            "stream": stream,
             **extra,
         }
         body = {"model": model, "messages": [dict(m) for m in messages]}
@@ -135,6 +139,19 @@ class Client:
             on_update,
             f"job {job_id}",
         )
+
+    def stream(self, job_id: str) -> Iterator[StreamEvent]:
+        """GET /v1/jobs/<id>/stream: a TokenEvent for each piece of the answer as the model
+        writes it (from the first, however late the call), a RetryEvent or FallbackEvent when
+        the text so far is void, and last the ResultEvent with the final job. A job submitted
+        without stream=True raises JobNotStreamed while it runs; a finished job's stream is its
+        ResultEvent alone. The client's read timeout must outlast the server's keep-alive
+        interval (TOKEN_STREAM_KEEPALIVE_S, 15 s by default); a stream that breaks raises
+        APIConnectionError, and a new call starts again from the first token."""
+        lines = self._http.lines(
+            f"/v1/jobs/{job_id}/stream", keep_blank=True, headers={"Accept": "text/event-stream"}
+        )
+        return job_stream_events(line.decode() for line in lines)
 
     def cancel(self, job_id: str) -> Job:
         """The cancelled job; JobNotCancellable once it has finished."""

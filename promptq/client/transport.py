@@ -151,12 +151,13 @@ class Transport:
         response = self.request(method, path, **kwargs)
         return None if response.status_code == 204 or not response.content else response.json()
 
-    def lines(self, path: str, **kwargs: Any) -> Iterator[bytes]:
-        """The non-empty lines of a streamed answer (JSON Lines), read as they arrive."""
+    def lines(self, path: str, *, keep_blank: bool = False, **kwargs: Any) -> Iterator[bytes]:
+        """The lines of a streamed answer, read as they arrive: the non-empty ones (JSON Lines),
+        or with `keep_blank` all of them (Server-Sent Events end each event with a blank)."""
         response = self.request("GET", path, stream=True, **kwargs)
         try:
             for line in response.iter_lines():
-                if line:
+                if line or keep_blank:
                     yield line
         except requests.RequestException as exc:
             raise APIConnectionError(f"GET {path}: {_reason(exc)}") from exc

@@ -6,11 +6,11 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from api.schemas.jobs import JobCreate
 from shared.cost_estimate import reservation_usd
-from shared.db import transaction
+from shared.db import get_engine, transaction
 from shared.models import ApiKey, Job, User
 from shared.repositories.api_keys import hash_key
 from shared.settings import get_settings
@@ -77,5 +77,18 @@ def reserved_total(account: Account) -> Decimal:
         return session.scalar(
             select(func.coalesce(func.sum(Job.reserved_usd), 0)).where(
                 Job.user_id == uuid.UUID(account.user_id)
+            )
+        )
+
+
+def open_transactions() -> list[str]:
+    """Other sessions on the test database that are inside a transaction."""
+    with get_engine().connect() as connection:
+        return list(
+            connection.scalars(
+                text(
+                    "SELECT state FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'"
+                )
             )
         )

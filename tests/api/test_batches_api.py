@@ -14,9 +14,9 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 from flask.testing import FlaskClient
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, update
 
-from shared.db import get_engine, transaction
+from shared.db import transaction
 from shared.models import Batch, Job, JobStatus
 from shared.settings import get_settings
 from tests.api.job_helpers import (
@@ -24,12 +24,14 @@ from tests.api.job_helpers import (
     auth,
     error_of,
     job_count,
+    open_transactions,
     reservation_of,
     reserved_total,
     set_budgets,
     set_key_limits,
 )
 from tests.conftest import Account, Services
+from tests.support.jobs import succeeded_result
 
 
 @pytest.fixture
@@ -57,7 +59,7 @@ def _finish(batch_id: str, statuses: dict[str, str]) -> None:
                 .where(Job.batch_id == uuid.UUID(batch_id), Job.custom_id == custom_id)
                 .values(
                     status=status,
-                    result={"content": custom_id} if status == "succeeded" else None,
+                    result=succeeded_result(custom_id) if status == "succeeded" else None,
                     error={"code": "x", "message": "y"} if status == "failed" else None,
                     input_tokens=3,
                     output_tokens=4,
@@ -65,19 +67,6 @@ def _finish(batch_id: str, statuses: dict[str, str]) -> None:
                     reserved_usd=0,
                 )
             )
-
-
-def _open_transactions() -> list[str]:
-    """Other sessions on the test database that are inside a transaction."""
-    with get_engine().connect() as connection:
-        return list(
-            connection.scalars(
-                text(
-                    "SELECT state FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'"
-                )
-            )
-        )
 
 
 def test_batch_is_admitted_queued_and_published(
@@ -150,13 +139,13 @@ def test_batch_counts_and_results_stream(client: FlaskClient, alice: Account) ->
         "custom_id": "row-00002",
         "job_id": lines[1]["job_id"],
         "status": "succeeded",
-        "result": {"content": "row-00002"},
+        "result": succeeded_result("row-00002"),
         "error": None,
         "usage": {"input_tokens": 3, "output_tokens": 4, "total_tokens": 7},
         "cost_usd": "0.00001",
     }
     assert lines[0]["error"] == {"code": "x", "message": "y"}
-    assert _open_transactions() == []
+    assert open_transactions() == []
 
     _finish(batch_id, {"row-00000": "cancelled", "row-00003": "succeeded"})
     done = client.get(f"/v1/batches/{batch_id}", headers=auth(alice)).get_json()
@@ -266,7 +255,7 @@ def test_ten_thousand_jobs_admit_in_seconds_and_stream_back(
     count = sum(1 for line in results.response if line.strip())
     print(f"streaming 10,000 results took {time.perf_counter() - started:.2f} s")
     assert count == 10_000
-    assert _open_transactions() == []
+    assert open_transactions() == []
 
 
 def test_abandoned_results_stream_releases_its_connection(
@@ -279,6 +268,6 @@ def test_abandoned_results_stream_releases_its_connection(
     response = client.get(f"/v1/batches/{batch_id}/results", headers=auth(alice), buffered=False)
     first = next(iter(response.response))
     assert json.loads(first)["custom_id"] == "row-00000"
-    assert _open_transactions() != []
+    assert open_transactions() != []
     response.close()
-    assert _open_transactions() == []
+    assert open_transactions() == []

@@ -24,6 +24,9 @@ ENV = {
 }
 # Every call to these models fails (simulator rules below), so their jobs end failed.
 FAILING = {"model": "o4-mini", "fallbacks": ["gpt-4.1-mini"]}
+# Streamed jobs run on this model: the simulator takes its time over it, so a stream of it has
+# tokens to show before the job finishes.
+SLOW = {"model": "claude-haiku-4-5", "latency_ms": 1500}
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,8 @@ def stack(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Itera
             *(
                 {"model": m, "kind": "server_error"}
                 for m in (FAILING["model"], *FAILING["fallbacks"])
-            )
+            ),
+            SLOW,
         )
         yield running
     finally:

@@ -20,6 +20,9 @@ class Answer:
     status: int
     body: Any
     headers: tuple[tuple[str, str], ...] = ()
+    # Sent as it is (each piece flushed on its own) instead of `body` as JSON.
+    raw: tuple[str, ...] | None = None
+    content_type: str = "application/json"
 
 
 @dataclass(frozen=True)
@@ -58,10 +61,10 @@ def scripted(answers: Iterable[Answer]) -> Iterator[tuple[str, Script]]:
             )
         answer = script.answers[index]
         response = Response(
-            json.dumps(answer.body),
+            json.dumps(answer.body) if answer.raw is None else iter(answer.raw),
             answer.status,
             headers=list(answer.headers),
-            content_type="application/json",
+            content_type=answer.content_type,
         )
         return response(environ, start_response)
 

@@ -13,7 +13,8 @@ from click.testing import CliRunner, Result
 
 from api.cli import main
 from devstack.processes import free_port
-from tests.client.conftest import FAILING, Account
+from sim.replies import complete
+from tests.client.conftest import FAILING, SLOW, Account
 from tests.support.stack import RunningStack
 
 pytestmark = pytest.mark.e2e
@@ -83,6 +84,18 @@ def test_submit_wait_json_gives_the_final_job(stack: RunningStack, account: Acco
     assert result.exit_code == 0, result.output
     job = json.loads(result.stdout)
     assert job["status"] == "succeeded" and job["result"]["content"]
+
+
+def test_submit_stream_prints_the_answer_as_it_comes(stack: RunningStack, account: Account) -> None:
+    """--stream prints the tokens on stdout as they arrive, the whole answer and a newline."""
+    result = _run(stack, account.key, "submit", str(SLOW["model"]), "Hi there", "--stream")
+    assert result.exit_code == 0, result.output
+    assert (
+        result.stdout
+        == complete(str(SLOW["model"]), [{"role": "user", "content": "Hi there"}], None).text + "\n"
+    )
+    refused = _run(stack, account.key, "submit", MODEL, "Hi", "--stream", "--json")
+    assert refused.exit_code == 2 and "--stream" in refused.stderr
 
 
 def test_a_failed_job_with_wait_is_one_line_and_exit_1(

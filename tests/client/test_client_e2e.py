@@ -16,13 +16,15 @@ from promptq.client import (
     Client,
     NotFound,
     RateLimited,
+    ResultEvent,
     RetryPolicy,
+    TokenEvent,
     Unauthorized,
     WebhookVerificationError,
     verify_webhook,
 )
-from promptq.client.errors import JobNotCancellable
-from tests.client.conftest import FAILING, Account, limited_key
+from promptq.client.errors import JobNotCancellable, JobNotStreamed
+from tests.client.conftest import FAILING, SLOW, Account, limited_key
 from tests.client.dropping_proxy import DroppingProxy
 from tests.support.stack import RunningStack
 from tests.support.webhook_receiver import WebhookReceiver
@@ -174,3 +176,28 @@ def test_a_wrong_key_is_unauthorized(stack: RunningStack) -> None:
     with Client(stack.api_url, "pq_not-a-key") as wrong, pytest.raises(Unauthorized) as raised:
         wrong.get(str(uuid.uuid4()))
     assert (raised.value.status, raised.value.code) == (401, "unauthorized")
+
+
+def test_stream_follows_a_job_from_its_first_token(client: Client) -> None:
+    """A job submitted with stream=True: its tokens come while it runs and add up to its
+    answer, and the stream ends with the job exactly as get() returns it."""
+    job = client.submit(str(SLOW["model"]), _messages(), stream=True, max_tokens=64)
+    assert job.stream
+    text = ""
+    status_at_first_token = None
+    last = None
+    for event in client.stream(job.id):
+        if isinstance(event, TokenEvent):
+            status_at_first_token = status_at_first_token or client.get(job.id).status
+            text += event.text
+        last = event
+    assert status_at_first_token == "running"
+    assert isinstance(last, ResultEvent)
+    assert last.job == client.get(job.id)
+    assert last.job.result is not None and text == last.job.result.content
+    assert last.job.result.finish_reason == "stop"
+    assert last.job.result.provider_finish_reason == "end_turn"
+    # The slow model: still running when asked, so refused rather than answered with its result.
+    unstreamed = client.submit(str(SLOW["model"]), _messages(), max_tokens=64)
+    with pytest.raises(JobNotStreamed):
+        list(client.stream(unstreamed.id))

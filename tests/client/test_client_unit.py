@@ -15,14 +15,23 @@ import pytest
 from promptq.client import (
     APIConnectionError,
     Client,
+    FallbackEvent,
     MissingApiKey,
     NotFound,
     RateLimited,
+    ResultEvent,
     RetryPolicy,
     WebhookVerificationError,
     verify_webhook,
 )
-from promptq.client.errors import APIError, IdempotencyConflict, QueueFull, RetryLater
+from promptq.client.errors import (
+    APIError,
+    BrokerUnavailable,
+    IdempotencyConflict,
+    JobNotStreamed,
+    QueueFull,
+    RetryLater,
+)
 from shared.webhook_signature import sign_headers
 from tests.client.scripted_server import Answer, scripted
 
@@ -205,3 +214,67 @@ def test_wait_long_polls_each_read_for_what_is_left_of_its_deadline() -> None:
     assert waits[0] == 30.0 and all(0 < w <= 30 for w in waits)
     # No pause of the client's own between the reads: the server's hold is the only wait.
     assert time.monotonic() - started < 2
+
+
+def _sse(*events: str) -> Answer:
+    return Answer(200, None, raw=events, content_type="text/event-stream")
+
+
+def test_stream_yields_typed_events_up_to_the_result() -> None:
+    """Tokens, a retry and a fallback mark, then the final job; comments (keep-alives) and
+    events of unknown names are skipped; the stream is asked for as text/event-stream."""
+    final = {**JOB, "status": "succeeded", "result": {"content": "Hi", "finish_reason": "stop"}}
+    answer = _sse(
+        ": keep-alive\n\n",
+        'event: token\ndata: {"text": "H"}\n\n',
+        'event: retry\ndata: {"model": "gpt-4o-mini", "error": "server_error"}\n\n',
+        'event: token\ndata: {"text": "H"}\n\n',
+        'event: fallback\ndata: {"from": "gpt-4o-mini", "to": "claude-haiku-4-5", '
+        '"error": "connection_error"}\n\n',
+        "event: something_newer\ndata: {}\n\n",
+        'event: token\ndata: {"text": "Hi"}\n\n',
+        f"event: result\ndata: {json.dumps(final)}\n\n",
+    )
+    with scripted([answer]) as (url, script), Client(url, "pq_test") as client:
+        events = list(client.stream(JOB["id"]))
+    assert [type(event).__name__ for event in events] == [
+        "TokenEvent",
+        "RetryEvent",
+        "TokenEvent",
+        "FallbackEvent",
+        "TokenEvent",
+        "ResultEvent",
+    ]
+    assert isinstance(events[3], FallbackEvent)
+    assert (events[3].from_model, events[3].to, events[3].error) == (
+        "gpt-4o-mini",
+        "claude-haiku-4-5",
+        "connection_error",
+    )
+    assert isinstance(events[-1], ResultEvent) and events[-1].job.result is not None
+    assert events[-1].job.result.content == "Hi"
+    assert script.seen[0].path == f"/v1/jobs/{JOB['id']}/stream"
+    assert script.seen[0].headers["accept"] == "text/event-stream"
+
+
+def test_stream_errors_are_the_apis_codes() -> None:
+    """A refusal before the stream is its error class; an error event inside it too; a stream
+    that stops before the result is a connection error."""
+    not_streamed = _error(409, "job_not_streamed")
+    outage = _sse(
+        'event: token\ndata: {"text": "H"}\n\n',
+        "event: error\n"
+        'data: {"code": "broker_unavailable", "message": "away", "details": null}\n\n',
+    )
+    cut = _sse('event: token\ndata: {"text": "H"}\n\n')
+    for answer, expected in (
+        (not_streamed, JobNotStreamed),
+        (outage, BrokerUnavailable),
+        (cut, APIConnectionError),
+    ):
+        with (
+            scripted([answer]) as (url, _),
+            Client(url, "pq_test") as client,
+            pytest.raises(expected),
+        ):
+            list(client.stream(JOB["id"]))

@@ -29,22 +29,24 @@ def _account(stack: RunningStack, name: str) -> str:
     return key
 
 
+CLAUDE_MESSAGES = [
+    {"role": "system", "content": "You answer in one sentence."},
+    {"role": "user", "content": "What is a job queue?"},
+]
+
+
 @pytest.mark.parametrize(
-    ("model", "messages", "max_tokens"),
+    ("model", "messages", "max_tokens", "finish_reasons"),
     [
         (
             "gpt-4o-mini",
             [{"role": "user", "content": "Summarise the ticket about the broken printer."}],
             256,
+            ("stop", "stop"),
         ),
-        (
-            "claude-haiku-4-5",
-            [
-                {"role": "system", "content": "You answer in one sentence."},
-                {"role": "user", "content": "What is a job queue?"},
-            ],
-            64,
-        ),
+        ("claude-haiku-4-5", CLAUDE_MESSAGES, 64, ("stop", "end_turn")),
+        # The simulator cuts a reply longer than max_tokens, as the real APIs do.
+        ("claude-haiku-4-5", CLAUDE_MESSAGES, 3, ("length", "max_tokens")),
     ],
 )
 def test_job_succeeds_with_reply_tokens_and_exact_cost(
@@ -53,9 +55,11 @@ def test_job_succeeds_with_reply_tokens_and_exact_cost(
     model: str,
     messages: list[dict[str, str]],
     max_tokens: int,
+    finish_reasons: tuple[str, str],
 ) -> None:
     """A job submitted over HTTP is run by the worker through the official SDK and the simulator;
-    the reply, token counts and the cost row in Postgres match the simulator and price table."""
+    the reply, token counts and the cost row in Postgres match the simulator and price table,
+    and the result's finish_reason is promptq's word beside the provider's own."""
     key = _account(stack, "e2e-user")
     accepted = stack.submit(key, {"model": model, "messages": messages, "max_tokens": max_tokens})
     job = stack.wait_final(key, accepted["id"])
@@ -65,6 +69,9 @@ def test_job_succeeds_with_reply_tokens_and_exact_cost(
     expected = complete(model, chat, max_tokens, system=system)
     assert job["status"] == "succeeded", job
     assert job["result"]["content"] == expected.text
+    assert (job["result"]["finish_reason"], job["result"]["provider_finish_reason"]) == (
+        finish_reasons
+    )
     assert job["usage"]["input_tokens"] == expected.input_tokens
     assert job["usage"]["output_tokens"] == expected.output_tokens
     assert job["started_at"] and job["finished_at"]

@@ -18,7 +18,7 @@ from shared.repositories.final_write import finish_unwatched
 from shared.repositories.job_leases import Claim, Outcome, claim_job
 from shared.repositories.webhook_endpoints import create_endpoint
 from tests.conftest import Account
-from tests.support.jobs import queued_job
+from tests.support.jobs import queued_job, succeeded_result
 
 HELD = Decimal("0.0100000000")
 COST = Decimal("0.0000021000")
@@ -46,7 +46,7 @@ def _outcome(attempt: AttemptRecord) -> Outcome:
     charged = attempt.billed
     return Outcome(
         status=JobStatus.SUCCEEDED,
-        result={"content": "ok", "finish_reason": "stop"},
+        result=succeeded_result("ok"),
         error=None,
         input_tokens=attempt.input_tokens if charged else 0,
         output_tokens=attempt.output_tokens if charged else 0,
@@ -100,7 +100,7 @@ def test_an_unwatched_job_is_finished_charged_and_settled_at_once(
     state = _state(claim)
     assert state["job"] == (JobStatus.SUCCEEDED, None, 0, COST, 3)
     assert before["job"][2] == HELD
-    assert state["result"] == {"content": "ok", "finish_reason": "stop"}
+    assert state["result"] == succeeded_result("ok")
     assert state["finished"]
     assert state["attempts"] == [(1, "succeeded", COST, 12)]
     assert state["usage"] == [(state["attempt_ids"][0], COST, 3, 4)]

@@ -12,11 +12,11 @@ from shared.db import transaction
 from shared.models import Job, JobStatus
 from shared.repositories.job_leases import Claim, Outcome, claim_job, finish_job
 from tests.conftest import Account
-from tests.support.jobs import queued_job
+from tests.support.jobs import queued_job, succeeded_result
 
 SUCCESS = Outcome(
     status=JobStatus.SUCCEEDED,
-    result={"content": "ok"},
+    result=succeeded_result("ok"),
     error=None,
     input_tokens=3,
     output_tokens=4,

@@ -46,6 +46,7 @@ from shared.repositories.webhook_messages import (
 )
 from shared.settings import get_settings
 from tests.conftest import Account
+from tests.support.jobs import succeeded_result
 from tests.support.recording_receiver import Receiver, verifies
 from worker.tasks.deliver_webhook import deliver_webhook
 
@@ -95,7 +96,7 @@ def job_in(user_id: uuid.UUID, status: JobStatus, callback_url: str | None = Non
             changes |= {"started_at": func.now(), "finished_at": func.now()}
         if status == JobStatus.SUCCEEDED:
             changes |= {
-                "result": {"content": "Hello ✓", "finish_reason": "stop", "cached": False},
+                "result": succeeded_result("Hello ✓"),
                 "input_tokens": 12,
                 "output_tokens": 5,
                 "cost_usd": Decimal("0.0000123"),

@@ -117,17 +117,19 @@ def test_anthropic_error_faults_raise_the_sdks_status_errors(
         assert caught.value.response.headers["retry-after"] == "2"
 
 
+@pytest.mark.parametrize("kind", ["drop", "cut"])
 @pytest.mark.parametrize("call", [call_openai, call_anthropic])
-def test_drop_closes_the_connection_without_an_answer(sim_url: str, call: Any) -> None:
-    """A dropped connection is the SDK's connection error, not a timeout or a status error."""
+def test_a_closed_connection_is_a_connection_error(sim_url: str, call: Any, kind: str) -> None:
+    """A connection closed without an answer (drop), or half way through the body's
+    Content-Length (cut), is the SDK's connection error, not a timeout or a status error."""
     sdk = openai if call is call_openai else anthropic
 
     with pytest.raises(sdk.APIConnectionError) as caught:
-        call(sim_url, extra_headers=fault_header("drop"))
+        call(sim_url, extra_headers=fault_header(kind))
 
     assert not isinstance(caught.value, sdk.APITimeoutError)
     stats = requests.get(f"{sim_url}/sim/stats", timeout=5).json()
-    assert stats["faults_by_kind"] == {"drop": 1}
+    assert stats["faults_by_kind"] == {kind: 1}
 
 
 @pytest.mark.parametrize("call", [call_openai, call_anthropic])

@@ -129,14 +129,6 @@ def test_empty_messages_raise_the_sdks_bad_request_errors(sim_url: str) -> None:
     assert anthropic_error.value.body["error"]["type"] == "invalid_request_error"
 
 
-def test_streaming_requests_are_rejected(sim_url: str) -> None:
-    """stream=true gets a 400 because the simulator does not stream."""
-    with pytest.raises(openai.BadRequestError, match="streaming not supported"):
-        openai_client(sim_url).chat.completions.create(
-            model=OPENAI_MODEL, messages=CHAT, stream=True
-        )
-
-
 def test_missing_fields_give_provider_shaped_400s(sim_url: str) -> None:
     """Missing model, messages, max_tokens or anthropic-version give the real error shapes."""
     openai_url = f"{sim_url}/v1/chat/completions"

@@ -30,3 +30,15 @@ def queued_job(user_id: str, held: Decimal = Decimal(0), **values: Any) -> uuid.
         )
     assert job is not None, "the hold did not fit"
     return job.id
+
+
+def succeeded_result(content: str) -> dict[str, Any]:
+    """A succeeded job's `result` as the worker writes it (an OpenAI model's answer)."""
+    return {
+        "content": content,
+        "finish_reason": "stop",
+        "provider_finish_reason": "stop",
+        "provider": "openai",
+        "model": "gpt-4o-mini",
+        "cached": False,
+    }

@@ -19,7 +19,7 @@ from worker.attempt import AttemptResult
 from worker.pipeline import JobSpec, Outcome, run_chain
 from worker.policies import Policies
 from worker.providers import registry
-from worker.providers.base import Message, ProviderRequest
+from worker.providers.base import Message, ProviderError, ProviderRequest
 from worker.resilience.circuit_breaker import BreakerPolicy, CircuitBreaker
 from worker.resilience.concurrency import ConcurrencyLimiter
 from worker.resilience.rate_limit import ProviderLimits, ProviderRateLimiter
@@ -207,3 +207,46 @@ def test_the_first_call_asks_nothing_about_cancellation(sim: str, clean: Service
     outcome = run_chain(_spec(("gpt-4o-mini",)), _policies(clean), sink)
     assert outcome.final is not None and outcome.final.response is not None
     assert sink.asked == 0
+
+
+class RecordingTokens:
+    """The token sink the task gives a streamed job, recording what it is told."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, ...]] = []
+
+    def text(self, piece: str) -> None:
+        self.events.append(("token", piece))
+
+    def retry(self, model: str, error: ProviderError) -> None:
+        self.events.append(("retry", model, error.code))
+
+    def fallback(self, failed: str, next_model: str, error: ProviderError) -> None:
+        self.events.append(("fallback", failed, next_model, error.code))
+
+
+def test_a_streamed_chain_says_when_its_text_is_void(sim: str, clean: Services) -> None:
+    """Every call of a streamed job is streamed; a stream cut half way is retried, then the
+    fallback answers, each restart announced; the outcome is the fallback's unstreamed answer."""
+    spec = _spec(("gpt-4o-mini", "claude-haiku-4-5"))
+    plain = run_chain(_spec(("claude-haiku-4-5",)), _policies(clean), RecordingSink())
+    _faults(sim, {"model": "gpt-4o-mini", "kind": "cut"})
+    tokens = RecordingTokens()
+    sink = RecordingSink()
+    outcome = run_chain(spec, _policies(clean), sink, sleep=lambda _: None, tokens_to=tokens)
+
+    assert outcome.final is not None and plain.final is not None
+    assert outcome.final.response == plain.final.response
+    assert outcome.final.cost_usd == plain.final.cost_usd
+    assert [(a.model, a.error.code if a.error else None) for a in sink.saved] == [
+        ("gpt-4o-mini", "connection_error"),
+        ("gpt-4o-mini", "connection_error"),
+    ]
+    markers = [event for event in tokens.events if event[0] != "token"]
+    assert markers == [
+        ("retry", "gpt-4o-mini", "connection_error"),
+        ("fallback", "gpt-4o-mini", "claude-haiku-4-5", "connection_error"),
+    ]
+    # Half a reply before each marker, then the whole of the fallback's.
+    after = tokens.events[tokens.events.index(markers[-1]) + 1 :]
+    assert "".join(event[1] for event in after) == plain.final.response.content

@@ -46,7 +46,7 @@ def test_openai_adapter_parses_reply_and_usage(sim_url: str) -> None:
         expected.input_tokens,
         expected.output_tokens,
     )
-    assert response.finish_reason == "stop"
+    assert (response.finish_reason, response.provider_finish_reason) == ("stop", "stop")
 
 
 def test_anthropic_adapter_sends_system_as_parameter(sim_url: str) -> None:
@@ -59,13 +59,19 @@ def test_anthropic_adapter_sends_system_as_parameter(sim_url: str) -> None:
     )
     assert response.content == expected.text
     assert response.input_tokens == expected.input_tokens
-    assert response.finish_reason == "end_turn"
+    assert (response.finish_reason, response.provider_finish_reason) == ("stop", "end_turn")
 
 
-def test_truncated_reply_reports_length(sim_url: str) -> None:
-    """A reply cut at max_tokens carries the provider's length finish reason."""
-    response = _openai(sim_url).complete(ProviderRequest("gpt-4o-mini", HELLO, max_tokens=2))
-    assert response.finish_reason == "length"
+@pytest.mark.parametrize(
+    ("adapter", "provider_reason"), [(_openai, "length"), (_anthropic, "max_tokens")]
+)
+def test_truncated_reply_reports_length(
+    sim_url: str, adapter: object, provider_reason: str
+) -> None:
+    """A reply cut at max_tokens finishes with `length`, whatever the provider calls it."""
+    provider = adapter(sim_url)  # type: ignore[operator]
+    response = provider.complete(ProviderRequest("claude-haiku-4-5", HELLO, max_tokens=2))
+    assert (response.finish_reason, response.provider_finish_reason) == ("length", provider_reason)
     assert response.output_tokens == 2
 
 
@@ -123,6 +129,8 @@ def test_slow_answer_is_a_timeout(start_sim: StartSim, adapter: object) -> None:
         (_anthropic, "drop", ProviderConnectionError, None),
         (_openai, "malformed", InvalidOutputError, None),
         (_anthropic, "malformed", InvalidOutputError, None),
+        (_openai, "cut", ProviderConnectionError, None),
+        (_anthropic, "cut", ProviderConnectionError, None),
     ],
 )
 def test_simulated_faults_map_onto_the_error_tree(

@@ -8,7 +8,7 @@ knows an SDK's exception types.
     │   ├── RateLimitedError          429; carries the provider's Retry-After
     │   ├── OverloadedError           Anthropic's 529
     │   ├── ProviderTimeoutError      408, or no answer within the per-attempt timeout
-    │   ├── ProviderConnectionError   refused, reset or dropped connection
+    │   ├── ProviderConnectionError   refused, reset or dropped connection; a stream cut short
     │   └── ServerError               any other 5xx
     └── FinalProviderError            retrying the same request cannot help
         ├── BadRequestError           400 / 422 (includes context too long)
@@ -20,9 +20,13 @@ knows an SDK's exception types.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+import httpx2
+
+from shared.finish_reasons import FinishReason
 
 
 @dataclass(frozen=True)
@@ -52,17 +56,27 @@ class ProviderRequest:
 @dataclass(frozen=True)
 class ProviderResponse:
     content: str
-    finish_reason: str
+    finish_reason: FinishReason
+    # The provider's own word for it (OpenAI's `finish_reason`, Anthropic's `stop_reason`).
+    provider_finish_reason: str
     input_tokens: int
     output_tokens: int
     model: str
 
 
+# Takes each piece of an answer's text as a streamed call receives it.
+TextSink = Callable[[str], None]
+
+
 class Provider(Protocol):
     name: str
 
-    def complete(self, request: ProviderRequest) -> ProviderResponse:
-        """One call to the model; raises only ProviderError subclasses."""
+    def complete(
+        self, request: ProviderRequest, on_text: TextSink | None = None
+    ) -> ProviderResponse:
+        """One call to the model; raises only ProviderError subclasses. With `on_text` the
+        answer is streamed and each piece of its text handed over as it arrives; the response
+        (content, finish reason, usage) is the same either way."""
         ...
 
 
@@ -172,10 +186,12 @@ class SdkErrorTypes:
 
 
 def translate_sdk_error(exc: Exception, types: SdkErrorTypes) -> ProviderError:
-    """Map an SDK exception onto the error tree above."""
-    if isinstance(exc, types.timeout):
+    """Map an SDK exception onto the error tree above. A streamed answer's body is read after
+    the SDK has handed it over, and an SDK may let the HTTP client's errors through from there
+    (anthropic does): those count as the SDK's own."""
+    if isinstance(exc, types.timeout | httpx2.TimeoutException):
         return ProviderTimeoutError(str(exc) or "The provider did not answer in time.")
-    if isinstance(exc, types.connection):
+    if isinstance(exc, types.connection | httpx2.TransportError):
         return ProviderConnectionError(str(exc) or "Could not connect to the provider.")
     if isinstance(exc, types.status):
         response = getattr(exc, "response", None)

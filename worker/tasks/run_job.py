@@ -18,6 +18,7 @@ from shared.logging import get_logger
 from shared.models import JobStatus
 from shared.pricing import model_chain
 from shared.queueing import RUN_JOB_TASK
+from shared.redis_client import get_redis
 from shared.repositories.attempts import AttemptRecord, record_attempt
 from shared.repositories.final_write import finish_unwatched
 from shared.repositories.job_leases import (
@@ -41,6 +42,7 @@ from worker.pipeline import Outcome as ChainOutcome
 from worker.policies import get_policies
 from worker.providers.base import ProviderRequest
 from worker.resilience.database_retry import through_outage
+from worker.token_stream import TokenStream
 
 T = TypeVar("T")
 log = get_logger(__name__)
@@ -138,11 +140,17 @@ def run_job(job_id: str) -> None:
 def _run_claimed(claim: Claim, taken_at: float, settings: Settings) -> None:
     keeper = get_lease_keeper()
     keeper.hold(claim.job_id, claim.lease_token, taken_at)
+    # Only jobs that asked are streamed: a job nobody watches costs no Redis write per token.
+    tokens = (
+        TokenStream(get_redis(), claim.job_id, settings) if claim.request.get("stream") else None
+    )
     try:
         if claim.deliveries > settings.max_deliveries:
             _finish(claim, None, TOO_MANY_DELIVERIES, taken_at)
             return
-        outcome = run_chain(_spec(claim), get_policies(), _Sink(claim))
+        if tokens is not None and claim.deliveries > 1:
+            tokens.resume(claim.model)
+        outcome = run_chain(_spec(claim), get_policies(), _Sink(claim), tokens_to=tokens)
         if outcome.abandoned:
             # Cancelled meanwhile: the fenced final write keeps the status but releases the lease
             # and settles the reservation. If the lease was lost instead, it writes nothing.
@@ -161,6 +169,9 @@ def _run_claimed(claim: Claim, taken_at: float, settings: Settings) -> None:
             _finish(claim, outcome.final, _error(outcome), taken_at)
     finally:
         keeper.drop(claim.job_id, claim.lease_token)
+        if tokens is not None:
+            # After the job's state is written: a reader told the run ended reads the job.
+            tokens.ended()
 
 
 def _spec(claim: Claim) -> JobSpec:
@@ -202,6 +213,7 @@ def _finish(
         result = {
             "content": response.content,
             "finish_reason": response.finish_reason,
+            "provider_finish_reason": response.provider_finish_reason,
             "provider": final.provider,
             "model": response.model,
             "cached": final.cached,
