@@ -8,6 +8,7 @@ from flask import Blueprint, Response, jsonify
 
 from api import openapi
 from api.auth import forget_key, require_admin
+from api.locations import located
 from api.request_scope import db, parse_body, parse_query, path_id
 from api.schemas.admin import (
     AdminKeyCreate,
@@ -56,7 +57,7 @@ def create_user_route() -> tuple[Response, int]:
         monthly_budget_usd=body.monthly_budget_usd,
     )
     session.commit()
-    return _user_json(user), 201
+    return located(_user_json(user), "admin.get_user_route", user_id=str(user.id)), 201
 
 
 @bp.get("/users")

@@ -9,6 +9,7 @@ from flask import Blueprint, Response, jsonify, request, stream_with_context, ur
 from api import openapi, screening
 from api.admission import admit_batch
 from api.auth import current_key
+from api.locations import located
 from api.request_scope import db, parse_body
 from api.schemas.batches import BatchCounts, BatchCreate, BatchJobCreate, BatchOut, BatchResultLine
 from api.submissions import new_job
@@ -51,10 +52,7 @@ def _batch_json(batch: Batch, counts: dict[str, int], status: int) -> Response:
     )
     response = jsonify(out.model_dump(mode="json"))
     response.status_code = status
-    response.headers["Location"] = url_for(
-        "batches.get_batch", batch_id=str(batch.id), _external=True
-    )
-    return response
+    return located(response, "batches.get_batch", batch_id=str(batch.id))
 
 
 def _check_models(jobs: list[BatchJobCreate]) -> None:

@@ -9,6 +9,7 @@ from api.admission import IDEMPOTENCY_HEADER, Idempotency, admit_job
 from api.auth import current_key
 from api.cursor import decode_cursor, encode_cursor
 from api.job_waits import wait_until_final
+from api.locations import located
 from api.request_scope import db, parse_body, parse_query
 from api.schemas.jobs import (
     AttemptList,
@@ -48,8 +49,7 @@ def _job_json(job: Job, status: int) -> Response:
     status_url = url_for("jobs.get_job", job_id=str(job.id), _external=True)
     response = jsonify(JobOut.from_row(job, status_url).model_dump(mode="json"))
     response.status_code = status
-    response.headers["Location"] = status_url
-    return response
+    return located(response, "jobs.get_job", job_id=str(job.id))
 
 
 def _idempotency(body: JobCreate) -> Idempotency | None:

@@ -11,6 +11,7 @@ from flask import Blueprint, Response, jsonify
 from api import openapi
 from api.auth import current_user
 from api.cursor import decode_cursor, encode_cursor
+from api.locations import located
 from api.request_scope import db, parse_body, parse_query, path_id
 from api.schemas.webhooks import (
     DeliveryAttemptOut,
@@ -105,7 +106,8 @@ def create_webhook() -> tuple[Response, int]:
         enabled=body.enabled,
     )
     session.commit()
-    return _json_with_secret(endpoint), 201
+    response = _json_with_secret(endpoint)
+    return located(response, "webhooks.get_webhook", endpoint_id=str(endpoint.id)), 201
 
 
 @bp.get("")

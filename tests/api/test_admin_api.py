@@ -243,3 +243,15 @@ def test_unknown_key_is_404(client: FlaskClient, admin: dict[str, str]) -> None:
         error_of(client.delete(f"/v1/admin/keys/{key_id}", headers=admin), 404, "not_found")
         patch = client.patch(f"/v1/admin/keys/{key_id}", json={"rpm_limit": 1}, headers=admin)
         error_of(patch, 404, "not_found")
+
+
+def test_a_created_user_s_location_is_absolute_and_resolves(
+    client: FlaskClient, admin: dict[str, str]
+) -> None:
+    response = client.post("/v1/admin/users", json={"name": "located"}, headers=admin)
+    assert response.status_code == 201
+    location = response.headers["Location"]
+    assert location.startswith("http") and location.endswith(
+        f"/v1/admin/users/{response.json['id']}"
+    )
+    assert client.get(location, headers=admin).get_json() == response.get_json()

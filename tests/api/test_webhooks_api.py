@@ -250,3 +250,14 @@ def test_missing_or_wrong_key_is_401(
 
 def test_the_event_types_an_endpoint_may_subscribe_to_are_the_events_promptq_sends() -> None:
     assert get_args(EventType) == EVENT_TYPES
+
+
+def test_a_created_endpoint_s_location_is_absolute_and_resolves(
+    client: FlaskClient, alice: Account
+) -> None:
+    response = client.post("/v1/webhooks", json=VALID, headers=_auth(alice))
+    assert response.status_code == 201
+    location = response.headers["Location"]
+    assert location.startswith("http") and location.endswith(f"/v1/webhooks/{response.json['id']}")
+    fetched = client.get(location, headers=_auth(alice)).get_json()
+    assert fetched["id"] == response.json["id"] and "secret" not in fetched
