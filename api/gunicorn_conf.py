@@ -4,12 +4,16 @@
   gunicorn starts and pruned of a process when it exits, so a scrape of any process sums all
   (prometheus_client's multiprocess mode; the variable must be set before it is imported).
 - Logs: gunicorn's error and access lines in the same JSON as the app's (LOG_JSON).
+- Shutdown: a stopping worker answers its parked long-polls at once; gunicorn would otherwise cut
+  them at --graceful-timeout, and their clients would see a broken connection, not the job.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +29,8 @@ _metrics_dir = Path(
 os.environ[_MULTIPROC_ENV] = str(_metrics_dir)
 
 logger_class = "api.gunicorn_logging.JsonGunicornLogger"
+# How soon a stopping worker notices it is stopping.
+_STOP_POLL_S = 0.2
 
 
 def on_starting(server: Any) -> None:
@@ -39,3 +45,16 @@ def child_exit(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def post_worker_init(worker: Any) -> None:
+    # gunicorn's SIGTERM handler only clears `worker.alive`; a thread (a greenlet under gevent)
+    # watches it, since no hook runs when a graceful stop begins.
+    from api.job_waits import get_job_waits
+
+    def answer_waiters_at_stop() -> None:
+        while worker.alive:
+            time.sleep(_STOP_POLL_S)
+        get_job_waits().close()
+
+    threading.Thread(target=answer_waiters_at_stop, name="long-poll-stop", daemon=True).start()

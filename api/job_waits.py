@@ -41,6 +41,8 @@ class JobWaits:
         self._subscriber: threading.Thread | None = None
         # Every (re)subscription, counted: tests and metrics tell a reconnect from a wake-up.
         self.subscriptions = 0
+        # Set when the process stops: waiters answer at once rather than be cut at its exit.
+        self.closing = False
 
     @contextmanager
     def watching(self, job_id: str) -> Iterator[threading.Event]:
@@ -63,6 +65,11 @@ class JobWaits:
                     events.discard(woken)
                     if not events:
                         del self._waiting[job_id]
+
+    def close(self) -> None:
+        """Answer every waiter now, and every later one at once (the process is stopping)."""
+        self.closing = True
+        self._wake(None)
 
     def waiting(self) -> int:
         with self._lock:
@@ -113,12 +120,13 @@ def wait_until_final(
     for a job the caller may not see); `release` gives the database connection back before the
     wait."""
     deadline = time.monotonic() + wait_s
-    with metrics.long_polls_waiting.track_inprogress(), get_job_waits().watching(job_id) as woken:
+    waits = get_job_waits()
+    with metrics.long_polls_waiting.track_inprogress(), waits.watching(job_id) as woken:
         job = read()
         while job.status not in FINAL_STATUSES:
             release()
             left = deadline - time.monotonic()
-            if left <= 0:
+            if left <= 0 or waits.closing:
                 break
             if woken.wait(left):
                 woken.clear()

@@ -4,6 +4,8 @@ queries."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +17,8 @@ import pytest
 import requests
 from sqlalchemy import text
 
-from devstack.processes import wait_until
+from devstack.processes import free_port, http_ok, wait_until
+from devstack.stack import api_process
 from shared.db import get_engine
 from tests.conftest import Services
 from tests.support.stack import RunningStack, start_stack
@@ -187,3 +190,28 @@ def test_answered_waiters_are_released(stack: RunningStack, key: str) -> None:
         for future in futures:
             future.result(timeout=30)
     wait_until(lambda: _parked(stack) == 0, timeout=10, what="no parked waiters")
+
+
+def test_a_stopping_api_answers_its_waiters_before_it_exits(
+    stack: RunningStack, key: str, tmp_path: Path
+) -> None:
+    """SIGTERM to a second API's gunicorn: its parked waiter gets the job (still queued) at once
+    instead of a connection cut at the graceful timeout, and the API then exits."""
+    port = free_port()
+    api = api_process(port, stack.env, tmp_path).start()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: http_ok(f"{url}/health"), timeout=30, what="the second API")
+        job = stack.submit(key, JOB)
+        second = RunningStack(url, stack.sim_url, stack.env, tmp_path)
+        pool, futures = _waiters(second, key, job["id"], 1, 25)
+        os.kill(api.pid, signal.SIGTERM)
+        stopped_at = time.monotonic()
+        with pool:
+            response, _ = futures[0].result(timeout=30)
+        assert response.status_code == 200
+        assert response.json()["status"] == "queued"
+        assert time.monotonic() - stopped_at < 3
+        wait_until(lambda: not api.alive(), timeout=15, what="the second API to exit")
+    finally:
+        api.stop()
