@@ -24,13 +24,15 @@ BATCH = 500
 @app.task(name=SETTLE_BATCHES_TASK, ignore_result=True)
 def settle_batches() -> None:
     base_url = get_settings().public_base_url
+    # Settling first: a batch whose last job ended before its deadline completes rather than
+    # expiring because the beat came late.
+    with transaction() as session:
+        settled = settle_finished(session, base_url, BATCH)
+    outbox.publish_webhooks(settled.webhooks)
     with transaction() as session:
         expired = expire_overdue(session, base_url, BATCH)
     job_announcements.announce(expired.cancelled_jobs)
     outbox.publish_webhooks(expired.webhooks)
-    with transaction() as session:
-        settled = settle_finished(session, base_url, BATCH)
-    outbox.publish_webhooks(settled.webhooks)
     if expired.batches or settled.batches:
         log.info(
             "batches.settled",
