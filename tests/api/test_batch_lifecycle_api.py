@@ -142,6 +142,22 @@ def test_cancelling_a_settled_batch_is_409(client: FlaskClient, alice: Account) 
     assert error["details"] == {"status": "cancelled"}
 
 
+def test_cancelling_a_completed_batch_is_409(client: FlaskClient, alice: Account) -> None:
+    """Once settled `completed`, cancel refuses and changes nothing."""
+    batch = _submit(client, alice, 1)
+    with transaction() as session:
+        session.execute(
+            update(Job)
+            .where(Job.batch_id == uuid.UUID(batch["id"]))
+            .values(status=JobStatus.SUCCEEDED, reserved_usd=0)
+        )
+        settle_finished(session, "http://api.test", 100)
+    response = client.post(f"/v1/batches/{batch['id']}/cancel", headers=auth(alice))
+    assert error_of(response, 409, "batch_not_cancellable")["details"] == {"status": "completed"}
+    after = client.get(f"/v1/batches/{batch['id']}", headers=auth(alice)).get_json()
+    assert (after["status"], after["cancelled_at"]) == ("completed", None)
+
+
 def test_cancelling_another_users_batch_is_404(
     client: FlaskClient, alice: Account, make_account: Callable[[str], Account]
 ) -> None:

@@ -7,56 +7,18 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
-from decimal import Decimal
 
 from sqlalchemy import select, update
 
 from shared.db import get_session_factory, transaction
 from shared.models import Batch, BatchStatus, Job, JobStatus, SpendCounter, WebhookMessage
-from shared.repositories.batches import create_batch, expire_overdue, settle_finished
-from shared.repositories.budgets import reserve
+from shared.repositories.batches import expire_overdue, settle_finished
 from shared.repositories.job_leases import claim_job
-from shared.repositories.webhook_endpoints import create_endpoint
 from tests.conftest import Account
+from tests.support.batches import HOLD, held_batch, subscribe
 
 BASE = "http://api.test"
-HOLD = Decimal("0.01")
 EVENTS = ["batch.completed", "batch.failed", "batch.cancelled", "batch.expired"]
-
-
-def _batch(account: Account, n: int = 3, window_s: int = 3600) -> uuid.UUID:
-    """A batch of `n` queued jobs, each holding HOLD of the user's budgets."""
-    user_id = uuid.UUID(account.user_id)
-    job = {
-        "model": "gpt-4o-mini",
-        "priority": "low",
-        "request": {"messages": [{"role": "user", "content": "x"}], "max_tokens": 5},
-        "fallbacks": [],
-        "meta": {},
-        "reserved_usd": HOLD,
-    }
-    with transaction() as session:
-        batch = create_batch(
-            session,
-            user_id=user_id,
-            meta={"run": "t"},
-            jobs=[{**job, "id": uuid.uuid4(), "custom_id": f"r{i}"} for i in range(n)],
-            window_s=window_s,
-        )
-        assert reserve(session, user_id, HOLD * n)
-        return batch.id
-
-
-def _subscribe(account: Account, events: list[str]) -> None:
-    with transaction() as session:
-        create_endpoint(
-            session,
-            uuid.UUID(account.user_id),
-            url="https://hooks.example.com/in",
-            event_types=events,
-            description=None,
-            enabled=True,
-        )
 
 
 def _finish_all(batch_id: uuid.UUID, status: str) -> None:
@@ -89,9 +51,9 @@ def test_settle_marks_a_finished_batch_completed_once(
     batch.completed message per subscribed endpoint carrying the batch; a second settle changes
     nothing and sends nothing."""
     alice = make_account("alice")
-    _subscribe(alice, EVENTS)
-    _subscribe(alice, ["job.succeeded"])
-    batch_id = _batch(alice)
+    subscribe(alice, EVENTS)
+    subscribe(alice, ["job.succeeded"])
+    batch_id = held_batch(alice)
     with transaction() as session:
         assert settle_finished(session, BASE, 100).batches == []
     _finish_all(batch_id, JobStatus.SUCCEEDED)
@@ -118,8 +80,8 @@ def test_settle_marks_a_finished_batch_completed_once(
 def test_a_batch_whose_every_job_failed_is_failed(make_account: Callable[[str], Account]) -> None:
     """Every job failed: the batch settles `failed` and announces batch.failed."""
     alice = make_account("alice")
-    _subscribe(alice, EVENTS)
-    batch_id = _batch(alice, 2)
+    subscribe(alice, EVENTS)
+    batch_id = held_batch(alice, 2)
     _finish_all(batch_id, JobStatus.FAILED)
     with transaction() as session:
         settle_finished(session, BASE, 100)
@@ -131,7 +93,7 @@ def test_a_batch_locked_elsewhere_is_skipped(make_account: Callable[[str], Accou
     """While another transaction holds the batch row (a cancel, another beat), settle skips it
     instead of waiting or settling it twice."""
     alice = make_account("alice")
-    batch_id = _batch(alice, 1)
+    batch_id = held_batch(alice, 1)
     _finish_all(batch_id, JobStatus.SUCCEEDED)
     holder = get_session_factory()()
     try:
@@ -152,9 +114,9 @@ def test_expiry_cancels_queued_jobs_and_releases_their_holds(
     batch_expired and their holds released; a running job keeps running (and its hold); the
     batch announces batch.expired once."""
     alice = make_account("alice")
-    _subscribe(alice, ["batch.expired"])
-    batch_id = _batch(alice, 3)
-    fresh = _batch(alice, 1)
+    subscribe(alice, ["batch.expired"])
+    batch_id = held_batch(alice, 3)
+    fresh = held_batch(alice, 1)
     with transaction() as session:
         running = session.scalars(
             select(Job.id).where(Job.batch_id == batch_id).order_by(Job.custom_id)
