@@ -144,12 +144,19 @@ def admit_job(key: CallerKey, job: NewJob, idempotency: Idempotency | None) -> t
     return written, True
 
 
-def admit_batch(key: CallerKey, jobs: Sequence[NewJob], meta: dict[str, Any]) -> Batch:
-    """The admitted batch: all of `jobs` or, on any refusal, none."""
+def admit_batch(
+    key: CallerKey, jobs: Sequence[NewJob], meta: dict[str, Any], window_s: int
+) -> Batch:
+    """The admitted batch, expiring `window_s` from now: all of `jobs` or, on any refusal,
+    none."""
 
     def write(session: Session, amount: Decimal) -> Batch | _Refused:
         batch = create_batch(
-            session, user_id=key.user_id, meta=meta, jobs=[job.values for job in jobs]
+            session,
+            user_id=key.user_id,
+            meta=meta,
+            jobs=[job.values for job in jobs],
+            window_s=window_s,
         )
         return batch if reserve(session, key.user_id, amount) else _Refused()
 

@@ -92,6 +92,12 @@ class JobNotCancellableError(ConflictError):
     code = "job_not_cancellable"
 
 
+class BatchNotCancellableError(ConflictError):
+    """The batch is already settled (completed, failed, cancelled or expired)."""
+
+    code = "batch_not_cancellable"
+
+
 class AlreadyExistsError(ConflictError):
     """Something whose name must be unique exists already under that name."""
 

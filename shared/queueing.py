@@ -23,6 +23,7 @@ JOB_QUEUES: dict[str, str] = {p.value: f"{QUEUE_PREFIX}.{p.value}" for p in Prio
 JOB_QUEUE_ORDER: tuple[str, ...] = tuple(JOB_QUEUES[p] for p in ("high", "normal", "low"))
 RUN_JOB_TASK = "promptq.run_job"
 SWEEP_TASK = "promptq.sweep"
+SETTLE_BATCHES_TASK = "promptq.settle_batches"
 # Maintenance first, so a backlog of jobs never starves the sweeper.
 MAINTENANCE_QUEUE = "promptq.maintenance"
 WORKER_QUEUES: tuple[str, ...] = (MAINTENANCE_QUEUE, *JOB_QUEUE_ORDER)

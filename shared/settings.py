@@ -11,6 +11,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Standard Webhooks' recommended schedule: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h,
 # 20 h and 24 h after the previous attempt (about three days in all).
+# The bounds of a batch's completion window: a minute to a week.
+MIN_BATCH_WINDOW_S = 60
+MAX_BATCH_WINDOW_S = 7 * 86_400
 DEFAULT_WEBHOOK_SCHEDULE_S = (0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
 
 
@@ -75,6 +78,13 @@ class Settings(BaseSettings):
     # A batch of 10,000 jobs does not fit in the per-request limit above.
     max_batch_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     max_batch_jobs: int = Field(default=10_000, ge=1)
+    # A batch not finished this long after its creation expires (its queued jobs are
+    # cancelled); a batch may ask for its own window within the same bounds.
+    batch_completion_window_s: int = Field(
+        default=86_400, ge=MIN_BATCH_WINDOW_S, le=MAX_BATCH_WINDOW_S
+    )
+    # How often beat settles batches whose jobs are all final, and expires overdue ones.
+    batch_settle_interval_s: float = Field(default=2.0, gt=0)
     default_max_tokens: int = Field(default=1024, ge=1)
 
     # Admission control. An empty admin key disables the admin API.

@@ -1,5 +1,6 @@
 """Webhook event types and their payloads: `{type, timestamp, data}`, where a job event's data is
-the job exactly as GET /v1/jobs/<id> shows it."""
+the job exactly as GET /v1/jobs/<id> shows it, and a batch event's the batch as
+GET /v1/batches/<id> shows it."""
 
 from __future__ import annotations
 
@@ -7,16 +8,24 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.batch_view import BatchOut, results_url
 from shared.job_view import JobOut, status_url
-from shared.models import Job, JobStatus
+from shared.models import Batch, BatchStatus, Job, JobStatus
 
 JOB_EVENTS: dict[str, str] = {
     JobStatus.SUCCEEDED: "job.succeeded",
     JobStatus.FAILED: "job.failed",
     JobStatus.CANCELLED: "job.cancelled",
 }
+# A batch announces the status it settled in.
+BATCH_EVENTS: dict[str, str] = {
+    BatchStatus.COMPLETED: "batch.completed",
+    BatchStatus.FAILED: "batch.failed",
+    BatchStatus.CANCELLED: "batch.cancelled",
+    BatchStatus.EXPIRED: "batch.expired",
+}
 # What an endpoint may subscribe to, in the order the API lists them.
-EVENT_TYPES: tuple[str, ...] = tuple(JOB_EVENTS.values())
+EVENT_TYPES: tuple[str, ...] = (*JOB_EVENTS.values(), *BATCH_EVENTS.values())
 # Sent by POST /v1/webhooks/<id>/test, whatever the endpoint subscribes to.
 PING = "ping"
 
@@ -41,6 +50,12 @@ def job_event_body(job: Job, base_url: str) -> str:
     event_type = JOB_EVENTS[job.status]
     view = JobOut.from_row(job, status_url(base_url, job.id))
     return _envelope(event_type, {"job": view.model_dump(mode="json")})
+
+
+def batch_event_body(batch: Batch, counts: dict[str, int], base_url: str) -> str:
+    """The payload announcing that `batch` settled in its (final) status."""
+    view = BatchOut.from_row(batch, counts, results_url(base_url, batch.id))
+    return _envelope(BATCH_EVENTS[batch.status], {"batch": view.model_dump(mode="json")})
 
 
 def ping_body(endpoint_id: str) -> str:

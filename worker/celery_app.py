@@ -28,6 +28,7 @@ from shared.queueing import (
     JOB_QUEUE_ORDER,
     MAINTENANCE_QUEUE,
     RUN_JOB_TASK,
+    SETTLE_BATCHES_TASK,
     SWEEP_TASK,
     WEBHOOK_QUEUE,
     WORKER_QUEUES,
@@ -52,7 +53,12 @@ def create_celery(settings: Settings | None = None) -> Celery:
     celery = Celery(
         "promptq",
         broker=settings.redis_url,
-        include=["worker.tasks.run_job", "worker.tasks.sweep", "worker.tasks.deliver_webhook"],
+        include=[
+            "worker.tasks.run_job",
+            "worker.tasks.sweep",
+            "worker.tasks.settle_batches",
+            "worker.tasks.deliver_webhook",
+        ],
     )
     celery.conf.update(
         task_queues=[Queue(name, routing_key=name) for name in (*WORKER_QUEUES, WEBHOOK_QUEUE)],
@@ -86,6 +92,16 @@ def create_celery(settings: Settings | None = None) -> Celery:
                     "routing_key": MAINTENANCE_QUEUE,
                     # A sweep nobody ran in time is superseded by the next one.
                     "expires": settings.sweep_interval_s * 2,
+                },
+            },
+            "settle-batches": {
+                "task": SETTLE_BATCHES_TASK,
+                "schedule": settings.batch_settle_interval_s,
+                "options": {
+                    "queue": MAINTENANCE_QUEUE,
+                    "exchange": "",
+                    "routing_key": MAINTENANCE_QUEUE,
+                    "expires": settings.batch_settle_interval_s * 2,
                 },
             },
             "dispatch-webhooks": {

@@ -1,4 +1,5 @@
-"""Batches: submit many jobs at once (POST /v1/batches), follow them, stream their results."""
+"""Batches: submit many jobs at once (POST /v1/batches), list and follow them, cancel them,
+stream their results."""
 
 from __future__ import annotations
 
@@ -9,19 +10,31 @@ from flask import Blueprint, Response, jsonify, request, stream_with_context, ur
 from api import openapi, screening
 from api.admission import admit_batch
 from api.auth import current_key
+from api.cursor import decode_cursor, encode_cursor
 from api.locations import located
-from api.request_scope import db, parse_body
-from api.schemas.batches import BatchCounts, BatchCreate, BatchJobCreate, BatchOut, BatchResultLine
+from api.request_scope import db, parse_body, parse_query
+from api.schemas.batches import (
+    BatchCreate,
+    BatchJobCreate,
+    BatchList,
+    BatchListQuery,
+    BatchOut,
+    BatchResultLine,
+)
 from api.submissions import new_job
+from shared import job_announcements, outbox
 from shared.errors import UnknownModelError, UrlNotAllowedError
 from shared.job_view import Usage
 from shared.logging import get_logger
 from shared.models import Batch, JobStatus
 from shared.pricing import PRICE_TABLE
 from shared.repositories.batches import (
+    cancel_batch,
     count_by_status,
+    counts_of,
     get_batch_for_user,
     iter_finished,
+    list_batches,
 )
 from shared.settings import Settings, get_settings
 from shared.ssrf import TargetPolicy, check_target_url
@@ -38,19 +51,13 @@ def _batch_body_limit() -> None:
     request.max_content_length = get_settings().max_batch_request_bytes
 
 
-def _batch_json(batch: Batch, counts: dict[str, int], status: int) -> Response:
-    tally = BatchCounts(**counts, total=batch.total)
-    unfinished = tally.queued + tally.running
+def _batch_out(batch: Batch, counts: dict[str, int]) -> BatchOut:
     results_url = url_for("batches.results", batch_id=str(batch.id), _external=True)
-    out = BatchOut(
-        id=str(batch.id),
-        status="in_progress" if unfinished else "completed",
-        counts=tally,
-        created_at=batch.created_at,
-        metadata=batch.meta,
-        results_url=results_url,
-    )
-    response = jsonify(out.model_dump(mode="json"))
+    return BatchOut.from_row(batch, counts, results_url)
+
+
+def _batch_json(batch: Batch, counts: dict[str, int], status: int) -> Response:
+    response = jsonify(_batch_out(batch, counts).model_dump(mode="json"))
     response.status_code = status
     return located(response, "batches.get_batch", batch_id=str(batch.id))
 
@@ -105,8 +112,32 @@ def submit_batch() -> Response:
     _check_callbacks(body.jobs, settings)
     # The whole batch is one request, the sum of its jobs' tokens and one budget hold.
     jobs = [new_job(job, settings) for job in body.jobs]
-    batch = admit_batch(key, jobs, body.metadata)
+    window_s = body.completion_window_s or settings.batch_completion_window_s
+    batch = admit_batch(key, jobs, body.metadata, window_s)
     return _batch_json(batch, {JobStatus.QUEUED: len(jobs)}, 202)
+
+
+@bp.get("")
+@openapi.operation(
+    summary="List the caller's batches, newest first",
+    query=BatchListQuery,
+    responses={200: BatchList},
+    tags=TAGS,
+)
+def list_own_batches() -> Response:
+    query = parse_query(BatchListQuery)
+    after = decode_cursor(query.cursor) if query.cursor is not None else None
+    session = db()
+    rows = list_batches(session, current_key().user_id, after, query.limit + 1)
+    page = rows[: query.limit]
+    counts = counts_of(session, [batch.id for batch in page])
+    listing = BatchList(
+        data=[_batch_out(batch, counts[batch.id]) for batch in page],
+        next_cursor=encode_cursor(page[-1].created_at, page[-1].id)
+        if len(rows) > query.limit
+        else None,
+    )
+    return jsonify(listing.model_dump(mode="json"))
 
 
 @bp.get("/<batch_id>")
@@ -117,6 +148,26 @@ def get_batch(batch_id: str) -> Response:
     session = db()
     batch = get_batch_for_user(session, batch_id, current_key().user_id)
     return _batch_json(batch, count_by_status(session, batch.id), 200)
+
+
+@bp.post("/<batch_id>/cancel")
+@openapi.operation(
+    summary="Cancel a batch: its queued jobs are cancelled, running ones finish",
+    responses={200: BatchOut},
+    errors=[409],
+    tags=TAGS,
+)
+def cancel(batch_id: str) -> Response:
+    session = db()
+    batch, done = cancel_batch(
+        session, batch_id, current_key().user_id, get_settings().public_base_url
+    )
+    counts = count_by_status(session, batch.id)
+    session.commit()
+    job_announcements.announce(done.cancelled_jobs)
+    outbox.publish_webhooks(done.webhooks)
+    log.info("batch.cancel", batch_id=batch_id, status=batch.status, jobs=len(done.cancelled_jobs))
+    return _batch_json(batch, counts, 200)
 
 
 @bp.get("/<batch_id>/results")

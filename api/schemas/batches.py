@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
 from api.schemas.bases import StrictModel
 from api.schemas.fields import METADATA_DOC, NO_NUL, UsdOut, small_metadata
 from api.schemas.jobs import JobCreate
+from api.schemas.pages import CursorQuery, Page
+from shared.batch_view import BatchCounts, BatchOut
 from shared.job_view import JobResult, Usage
-from shared.settings import get_settings
+from shared.settings import MAX_BATCH_WINDOW_S, MIN_BATCH_WINDOW_S, get_settings
+
+__all__ = ["BatchCounts", "BatchOut"]
 
 
 class BatchJobCreate(JobCreate):
@@ -26,6 +29,13 @@ class BatchCreate(StrictModel):
 
     jobs: list[BatchJobCreate] = Field(min_length=1)
     metadata: dict[str, Any] = Field(default_factory=dict, json_schema_extra=METADATA_DOC)
+    completion_window_s: int | None = Field(
+        default=None,
+        ge=MIN_BATCH_WINDOW_S,
+        le=MAX_BATCH_WINDOW_S,
+        description="Seconds the batch has to finish before it expires and its queued jobs are "
+        "cancelled; BATCH_COMPLETION_WINDOW_S (a day) when left out.",
+    )
 
     @field_validator("jobs")
     @classmethod
@@ -45,25 +55,12 @@ class BatchCreate(StrictModel):
         return small_metadata(metadata)
 
 
-class BatchCounts(BaseModel):
-    queued: int = 0
-    running: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    cancelled: int = 0
-    total: int = 0
+class BatchListQuery(CursorQuery):
+    """Query string of GET /v1/batches."""
 
 
-class BatchOut(BaseModel):
-    """A batch and how many of its jobs are in each state."""
-
-    id: str
-    object: Literal["batch"] = "batch"
-    status: Literal["in_progress", "completed"]
-    counts: BatchCounts
-    created_at: datetime
-    metadata: dict[str, Any]
-    results_url: str
+class BatchList(Page[BatchOut]):
+    """The caller's batches, newest first."""
 
 
 class BatchResultLine(BaseModel):

@@ -14,7 +14,15 @@ from api.schemas.fields import NO_NUL, HttpUrlText
 from api.schemas.pages import CursorQuery, Listing, Page
 from shared.webhook_events import EVENT_TYPES
 
-EventType = Literal["job.succeeded", "job.failed", "job.cancelled"]
+EventType = Literal[
+    "job.succeeded",
+    "job.failed",
+    "job.cancelled",
+    "batch.completed",
+    "batch.failed",
+    "batch.cancelled",
+    "batch.expired",
+]
 
 
 def _as_set(events: list[EventType]) -> list[str]:

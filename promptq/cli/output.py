@@ -58,7 +58,7 @@ class BatchProgress:
         bar = "#" * filled + "-" * (self.WIDTH - filled)
         line = f"[{bar}] {counts.done}/{counts.total} done, {counts.failed} failed"
         if self._tty:
-            end = "\n" if batch.is_complete else ""
+            end = "\n" if batch.is_final else ""
             click.echo(f"\r{line}", err=True, nl=False)
             if end:
                 click.echo(err=True)

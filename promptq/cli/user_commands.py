@@ -232,6 +232,15 @@ def batch_submit(client: Client, file: Path, wait: bool, timeout: float, as_json
     click.echo(as_json(submitted) if as_json_out else submitted.id)
 
 
+@batch.command("cancel")
+@click.argument("batch_id")
+@_connected
+def batch_cancel(client: Client, batch_id: str) -> None:
+    """Cancel batch BATCH_ID: its queued jobs now, running ones finish (refused once settled)."""
+    cancelled = client.batches.cancel(batch_id)
+    click.echo(f"{cancelled.id}: {cancelled.status}")
+
+
 @batch.command("results")
 @click.argument("batch_id")
 @_connected

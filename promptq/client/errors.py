@@ -133,6 +133,10 @@ class JobNotCancellable(Conflict):
     code = "job_not_cancellable"
 
 
+class BatchNotCancellable(Conflict):
+    code = "batch_not_cancellable"
+
+
 class AlreadyExists(Conflict):
     code = "already_exists"
 

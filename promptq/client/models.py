@@ -134,17 +134,26 @@ class BatchCounts(_Model):
         return self.succeeded + self.failed + self.cancelled
 
 
+# A batch in one of these has settled: its status no longer changes.
+BATCH_FINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "expired"})
+
+
 class Batch(_Model):
     id: str
     status: str
     counts: BatchCounts
     created_at: datetime
+    expires_at: datetime | None = None
+    completed_at: datetime | None = None
+    cancelled_at: datetime | None = None
+    expired_at: datetime | None = None
     metadata: dict[str, Any] = {}
     results_url: str = ""
 
     @property
-    def is_complete(self) -> bool:
-        return self.status == "completed"
+    def is_final(self) -> bool:
+        """Settled: completed, failed, cancelled or expired."""
+        return self.status in BATCH_FINAL_STATUSES
 
 
 class BatchResult(_Model):

@@ -3,7 +3,7 @@
 from shared.models.api_key import ApiKey
 from shared.models.attempt import JobAttempt
 from shared.models.base import Base, Money
-from shared.models.batch import Batch
+from shared.models.batch import OPEN_BATCH_STATUSES, Batch, BatchStatus
 from shared.models.job import FINAL_STATUSES, Job, JobStatus, Priority
 from shared.models.spend import SpendCounter
 from shared.models.usage import UsageRecord
@@ -18,10 +18,12 @@ from shared.models.webhook_message import (
 
 __all__ = [
     "FINAL_STATUSES",
+    "OPEN_BATCH_STATUSES",
     "ApiKey",
     "AttemptOutcome",
     "Base",
     "Batch",
+    "BatchStatus",
     "Job",
     "JobAttempt",
     "JobStatus",

@@ -76,6 +76,13 @@ class Job(Base):
             "user_id",
             postgresql_where=text("reserved_usd > 0"),
         ),
+        # Whether a batch still has unfinished jobs (the settling beat asks every few seconds):
+        # only queued and running batch jobs are in it, so the answer is one index probe.
+        Index(
+            "ix_jobs_batch_id_unfinished",
+            "batch_id",
+            postgresql_where=text("batch_id IS NOT NULL AND status IN ('queued', 'running')"),
+        ),
         UniqueConstraint("batch_id", "custom_id", name="uq_jobs_batch_id_custom_id"),
     )
 

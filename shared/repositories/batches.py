@@ -1,30 +1,43 @@
-"""Batches: admit many jobs in one statement, count them by state, stream their results."""
+"""Batches: admit many jobs in one statement, list and count them, stream their results, and
+their lifecycle: cancel, settle once every job is final, expire after the completion window."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, insert, select
+from sqlalchemy import Row, exists, func, insert, literal, select, text, tuple_
 from sqlalchemy.orm import Session
 
-from shared.errors import NotFoundError
-from shared.models import FINAL_STATUSES, Batch, Job, JobStatus
+from shared.errors import BatchNotCancellableError, NotFoundError
+from shared.models import FINAL_STATUSES, OPEN_BATCH_STATUSES, Batch, BatchStatus, Job, JobStatus
+from shared.repositories.jobs import cancel_jobs
+from shared.repositories.webhook_messages import Dispatch, enqueue_batch_event, enqueue_job_events
 
 # Rows fetched per round trip while streaming results through a server-side cursor.
 RESULTS_FETCH_SIZE = 500
 
 
 def create_batch(
-    session: Session, *, user_id: uuid.UUID, meta: dict[str, Any], jobs: Sequence[dict[str, Any]]
+    session: Session,
+    *,
+    user_id: uuid.UUID,
+    meta: dict[str, Any],
+    jobs: Sequence[dict[str, Any]],
+    window_s: int,
 ) -> Batch:
-    """Insert the batch and all its jobs as `queued`; commit before publishing any of them.
+    """Insert the batch (expiring `window_s` from now) and all its jobs as `queued`; commit
+    before publishing any of them.
 
     `jobs` are Job column values, each with its own `id`. They go in as one multi-row INSERT
     (SQLAlchemy's insertmanyvalues), not one statement per job.
     """
-    batch = Batch(user_id=user_id, total=len(jobs), meta=meta)
+    batch = Batch(
+        user_id=user_id, total=len(jobs), meta=meta, expires_at=func.now() + _seconds(window_s)
+    )
     session.add(batch)
     session.flush()
     session.execute(
@@ -38,15 +51,23 @@ def create_batch(
     return batch
 
 
-def get_batch_for_user(session: Session, batch_id: str, user_id: uuid.UUID) -> Batch:
-    """The caller's batch; someone else's is indistinguishable from a missing one."""
+def _seconds(value: float) -> Any:
+    return text(f"interval '{float(value)} seconds'")
+
+
+def get_batch_for_user(
+    session: Session, batch_id: str, user_id: uuid.UUID, *, lock: bool = False
+) -> Batch:
+    """The caller's batch (row-locked if asked); someone else's is indistinguishable from a
+    missing one."""
     try:
         parsed = uuid.UUID(batch_id)
     except ValueError:
         raise NotFoundError(f"No batch with id {batch_id!r}.") from None
-    batch = session.scalars(
-        select(Batch).where(Batch.id == parsed, Batch.user_id == user_id)
-    ).one_or_none()
+    query = select(Batch).where(Batch.id == parsed, Batch.user_id == user_id)
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    batch = session.scalars(query).one_or_none()
     if batch is None:
         raise NotFoundError(f"No batch with id {batch_id!r}.")
     return batch
@@ -79,3 +100,155 @@ def iter_finished(session: Session, batch_id: uuid.UUID) -> Iterator[Row[Any]]:
         .execution_options(yield_per=RESULTS_FETCH_SIZE)
     )
     yield from result
+
+
+def list_batches(
+    session: Session, user_id: uuid.UUID, after: tuple[datetime, uuid.UUID] | None, limit: int
+) -> list[Batch]:
+    """The user's batches newest first (ties broken by id), after the (created_at, id) position
+    `after`: keyset pagination, as list_jobs."""
+    query = select(Batch).where(Batch.user_id == user_id)
+    if after is not None:
+        query = query.where(
+            tuple_(Batch.created_at, Batch.id) < tuple_(literal(after[0]), literal(after[1]))
+        )
+    return list(
+        session.scalars(query.order_by(Batch.created_at.desc(), Batch.id.desc()).limit(limit))
+    )
+
+
+def counts_of(session: Session, batch_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dict[str, int]]:
+    """count_by_status for many batches in one statement."""
+    counts: dict[uuid.UUID, dict[str, int]] = {batch_id: {} for batch_id in batch_ids}
+    if batch_ids:
+        rows = session.execute(
+            select(Job.batch_id, Job.status, func.count())
+            .where(Job.batch_id.in_(batch_ids))
+            .group_by(Job.batch_id, Job.status)
+        )
+        for batch_id, status, count in rows:
+            counts[batch_id][status] = count
+    return counts
+
+
+@dataclass
+class Settled:
+    """What a lifecycle step changed, for the caller to publish after its commit."""
+
+    batches: list[uuid.UUID] = field(default_factory=list)
+    cancelled_jobs: list[uuid.UUID] = field(default_factory=list)
+    webhooks: list[Dispatch] = field(default_factory=list)
+
+
+def cancel_batch(
+    session: Session, batch_id: str, user_id: uuid.UUID, base_url: str
+) -> tuple[Batch, Settled]:
+    """Cancel the caller's open batch: its queued jobs are cancelled (their reservations
+    released), running ones finish; the batch is `cancelling`, or `cancelled` at once when no
+    job is left running. BatchNotCancellableError once the batch is settled. The batch row lock
+    keeps the settling beat (which skips locked batches) off it meanwhile."""
+    batch = get_batch_for_user(session, batch_id, user_id, lock=True)
+    if batch.status not in OPEN_BATCH_STATUSES:
+        raise BatchNotCancellableError(
+            f"Batch {batch_id} is already {batch.status}; only an in-progress batch can be "
+            "cancelled.",
+            details={"status": batch.status},
+        )
+    done = Settled()
+    done.cancelled_jobs = cancel_jobs(
+        session,
+        (Job.batch_id == batch.id) & (Job.status == JobStatus.QUEUED),
+        {"code": "batch_cancelled", "message": "The batch was cancelled before this job ran."},
+    )
+    done.webhooks = enqueue_job_events(session, done.cancelled_jobs, base_url)
+    batch.status = BatchStatus.CANCELLING
+    session.flush()
+    if not _has_unfinished(session, batch.id):
+        done.webhooks += _settle(session, batch, base_url)
+        done.batches.append(batch.id)
+    session.refresh(batch)
+    return batch, done
+
+
+def _has_unfinished(session: Session, batch_id: uuid.UUID) -> bool:
+    return bool(session.scalar(select(exists().where(_unfinished_of(batch_id)))))
+
+
+def _unfinished_of(batch_id: Any) -> Any:
+    # The predicate of ix_jobs_batch_id_unfinished, so the planner probes that index.
+    return (
+        (Job.batch_id == batch_id)
+        & Job.batch_id.is_not(None)
+        & Job.status.in_((JobStatus.QUEUED, JobStatus.RUNNING))
+    )
+
+
+def _settle(session: Session, batch: Batch, base_url: str) -> list[Dispatch]:
+    """Give a batch whose jobs are all final its final status and enqueue its event."""
+    counts = count_by_status(session, batch.id)
+    if batch.status == BatchStatus.CANCELLING:
+        batch.status = BatchStatus.CANCELLED
+        batch.cancelled_at = func.now()
+    elif counts.get(JobStatus.FAILED, 0) == batch.total:
+        batch.status = BatchStatus.FAILED
+        batch.completed_at = func.now()
+    else:
+        batch.status = BatchStatus.COMPLETED
+        batch.completed_at = func.now()
+    session.flush()
+    session.refresh(batch)
+    return enqueue_batch_event(session, batch, counts, base_url)
+
+
+def settle_finished(session: Session, base_url: str, limit: int) -> Settled:
+    """Settle up to `limit` open batches whose jobs are all final. SKIP LOCKED: a batch another
+    transaction is settling or cancelling is left to it, so none is settled twice."""
+    open_ = Batch.status.in_(tuple(OPEN_BATCH_STATUSES))
+    batches = session.scalars(
+        select(Batch)
+        .where(open_, ~exists().where(_unfinished_of(Batch.id)))
+        .order_by(Batch.expires_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    done = Settled()
+    for batch in batches:
+        done.webhooks += _settle(session, batch, base_url)
+        done.batches.append(batch.id)
+    return done
+
+
+def expire_overdue(session: Session, base_url: str, limit: int) -> Settled:
+    """Expire up to `limit` in-progress batches past their completion window: their queued
+    jobs are cancelled with the reason `batch_expired`, running ones finish and still count.
+    A batch being cancelled is left to end as cancelled."""
+    batches = session.scalars(
+        select(Batch)
+        .where(Batch.status == BatchStatus.IN_PROGRESS, Batch.expires_at <= func.now())
+        .order_by(Batch.expires_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    done = Settled()
+    if not batches:
+        return done
+    ids = [batch.id for batch in batches]
+    done.cancelled_jobs = cancel_jobs(
+        session,
+        Job.batch_id.in_(ids) & (Job.status == JobStatus.QUEUED),
+        {
+            "code": "batch_expired",
+            "message": "The batch's completion window ended before this job ran.",
+        },
+    )
+    done.webhooks = enqueue_job_events(session, done.cancelled_jobs, base_url)
+    counts = counts_of(session, ids)
+    for batch in batches:
+        batch.status = BatchStatus.EXPIRED
+        batch.expired_at = func.now()
+    session.flush()
+    for batch in batches:
+        session.refresh(batch)
+        done.webhooks += enqueue_batch_event(session, batch, counts[batch.id], base_url)
+    done.batches = ids
+    return done

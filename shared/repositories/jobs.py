@@ -13,14 +13,17 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Column,
+    ColumnElement,
     Select,
     Uuid,
     bindparam,
+    case,
     func,
     inspect,
     literal,
     select,
     tuple_,
+    update,
 )
 from sqlalchemy.dialects.postgresql import JSONB, Insert, insert
 from sqlalchemy.orm import Session
@@ -120,9 +123,7 @@ def get_job_for_user(session: Session, job_id: str, user_id: uuid.UUID) -> Job:
 def cancel_job(session: Session, job_id: str, user_id: uuid.UUID) -> Job:
     """Cancel the caller's queued or running job; JobNotCancellableError once it is final.
 
-    The row lock orders this against the worker's claim and final write. A queued job's
-    reservation is released here; a running job's worker is already billing a call, so its final
-    write settles the reservation (and leaves the status cancelled).
+    The row lock orders this against the worker's claim and final write.
     """
     job = session.scalars(
         _owned(job_id, user_id).with_for_update().execution_options(populate_existing=True)
@@ -134,14 +135,40 @@ def cancel_job(session: Session, job_id: str, user_id: uuid.UUID) -> Job:
             f"Job {job_id} is already {job.status}; only queued or running jobs can be cancelled.",
             details={"status": job.status},
         )
-    if job.status == JobStatus.QUEUED:
-        release(session, [(job.user_id, job.reserved_usd)])
-        job.reserved_usd = Decimal(0)
-    job.status = JobStatus.CANCELLED
-    job.finished_at = func.now()
-    session.flush()
+    cancel_jobs(session, Job.id == job.id)
     session.refresh(job)
     return job
+
+
+def cancel_jobs(
+    session: Session, which: ColumnElement[bool], error: dict[str, Any] | None = None
+) -> list[uuid.UUID]:
+    """Cancel the queued or running jobs `which` selects (locking them), with `error` as their
+    reason; the ids cancelled. A queued job's reservation is released here; a running job's
+    worker is already billing a call, so its final write settles the reservation (and leaves
+    the status cancelled)."""
+    rows = session.execute(
+        select(Job.id, Job.user_id, Job.status, Job.reserved_usd)
+        .where(which, Job.status.in_((JobStatus.QUEUED, JobStatus.RUNNING)))
+        .order_by(Job.id)
+        .with_for_update()
+    ).all()
+    if not rows:
+        return []
+    release(session, [(r.user_id, r.reserved_usd) for r in rows if r.status == JobStatus.QUEUED])
+    ids = [r.id for r in rows]
+    session.execute(
+        update(Job)
+        .where(Job.id.in_(ids))
+        .values(
+            status=JobStatus.CANCELLED,
+            finished_at=func.now(),
+            error=error,
+            reserved_usd=case((Job.status == JobStatus.QUEUED, 0), else_=Job.reserved_usd),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return ids
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from shared.models import (
     AttemptOutcome,
+    Batch,
     Job,
     MessageStatus,
     User,
@@ -22,7 +23,14 @@ from shared.models import (
     WebhookEndpoint,
     WebhookMessage,
 )
-from shared.webhook_events import PING, job_event_body, job_event_type, ping_body
+from shared.webhook_events import (
+    BATCH_EVENTS,
+    PING,
+    batch_event_body,
+    job_event_body,
+    job_event_type,
+    ping_body,
+)
 
 # (message id, attempts already made): what a delivery task is published with.
 Dispatch = tuple[str, int]
@@ -80,6 +88,32 @@ def enqueue_events_for(session: Session, jobs: Sequence[Job], base_url: str) -> 
             _new_message(job.user_id, event_type, body, endpoint_id, url, job.id, job.request_id)
             for endpoint_id, url in targets
         )
+    session.add_all(messages)
+    session.flush()
+    return [(m.id, 0) for m in messages]
+
+
+def enqueue_batch_event(
+    session: Session, batch: Batch, counts: dict[str, int], base_url: str
+) -> list[Dispatch]:
+    """Create the messages announcing that `batch` settled: one per enabled endpoint of the
+    owner subscribed to the event (a batch has no callback_url; its jobs' own events go to
+    theirs). Call it in the transaction that settled the batch; publish after the commit."""
+    event_type = BATCH_EVENTS[batch.status]
+    endpoints = session.scalars(
+        select(WebhookEndpoint.id).where(
+            WebhookEndpoint.user_id == batch.user_id,
+            WebhookEndpoint.enabled.is_(True),
+            WebhookEndpoint.event_types.contains([event_type]),
+        )
+    ).all()
+    if not endpoints:
+        return []
+    body = batch_event_body(batch, counts, base_url)
+    messages = [
+        _new_message(batch.user_id, event_type, body, endpoint_id, None, None)
+        for endpoint_id in endpoints
+    ]
     session.add_all(messages)
     session.flush()
     return [(m.id, 0) for m in messages]

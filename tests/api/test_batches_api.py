@@ -18,6 +18,7 @@ from sqlalchemy import func, select, update
 
 from shared.db import transaction
 from shared.models import Batch, Job, JobStatus
+from shared.repositories.batches import settle_finished
 from shared.settings import get_settings
 from tests.api.job_helpers import (
     VALID,
@@ -148,8 +149,15 @@ def test_batch_counts_and_results_stream(client: FlaskClient, alice: Account) ->
     assert open_transactions() == []
 
     _finish(batch_id, {"row-00000": "cancelled", "row-00003": "succeeded"})
+    # Every job is final, but the settling beat has not run yet.
+    assert client.get(f"/v1/batches/{batch_id}", headers=auth(alice)).get_json()["status"] == (
+        "in_progress"
+    )
+    with transaction() as session:
+        settle_finished(session, "http://api.test", 100)
     done = client.get(f"/v1/batches/{batch_id}", headers=auth(alice)).get_json()
     assert done["status"] == "completed"
+    assert done["completed_at"] is not None
     assert done["counts"]["cancelled"] == 1
 
 

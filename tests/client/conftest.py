@@ -1,5 +1,5 @@
 """One promptq stack for the client's end-to-end tests (gunicorn API, a job worker, a webhook
-worker, the simulator), and accounts made with the admin CLI and the admin API."""
+worker, beat, the simulator), and accounts made with the admin CLI and the admin API."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ ENV = {
     # The failing chain's retries take a fraction of a second.
     "RETRY_BASE_S": "0.05",
     "RETRY_CAP_S": "0.2",
+    # Batches settle (and send their batch.* events) within half a second of their last job.
+    "BATCH_SETTLE_INTERVAL_S": "0.5",
 }
 # Every call to these models fails (simulator rules below), so their jobs end failed.
 FAILING = {"model": "o4-mini", "fallbacks": ["gpt-4.1-mini"]}
@@ -43,7 +45,12 @@ class Account:
 def stack(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     log_dir: Path = tmp_path_factory.mktemp("client-stack")
     running = start_stack(
-        services.database_url, services.redis_url, log_dir, extra_env=ENV, webhook_workers=1
+        services.database_url,
+        services.redis_url,
+        log_dir,
+        extra_env=ENV,
+        webhook_workers=1,
+        beat=True,
     )
     try:
         running.set_faults(

@@ -122,7 +122,7 @@ def test_batch_wait_reports_progress_and_results(client: Client) -> None:
     submitted = client.batches.submit(jobs, metadata={"test": "progress"})
     assert submitted.counts.total == 5
     done = client.batches.wait(submitted.id, timeout=WAIT_S, progress=record)
-    assert done.is_complete
+    assert done.is_final
     assert progress[-1] == (5, 5, 1)
     assert all(total == 5 for _, total, _ in progress)
     assert [d for d, _, _ in progress] == sorted(d for d, _, _ in progress)

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
+from datetime import timedelta
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, update
+from sqlalchemy import func, inspect, select, text, update
 
 from devstack.stack import ROOT
 from shared.db import get_engine, transaction
-from shared.models import Base, Job
+from shared.models import Base, Batch, Job
 from tests.conftest import Account, Services
 from tests.support.jobs import queued_job
 
@@ -61,5 +63,49 @@ def test_earlier_results_get_normalized_finish_reasons(
             job = session.get(Job, job_id)
             assert job is not None
             assert job.result == earlier
+    finally:
+        command.upgrade(config, "head")
+
+
+def test_earlier_batches_get_a_status_and_a_window(
+    services: Services, make_account: Callable[[str], Account]
+) -> None:
+    """0008 gives a batch made before it a day's window from its creation, and the status
+    `completed` if its jobs were all final (in_progress otherwise, for the beat to settle); its
+    downgrade drops the columns again."""
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("sqlalchemy.url", services.database_url.replace("%", "%%"))
+    config.attributes["configure_logger"] = False
+    user_id = make_account("migrated").user_id
+    finished, unfinished = uuid.uuid4(), uuid.uuid4()
+    command.downgrade(config, "0007")
+    try:
+        with transaction() as session:
+            for batch_id in (finished, unfinished):
+                session.execute(
+                    text(
+                        "INSERT INTO batches (id, user_id, total, metadata) "
+                        "VALUES (:b, :u, 1, '{}')"
+                    ),
+                    {"b": batch_id, "u": user_id},
+                )
+        queued_job(user_id, batch_id=unfinished, custom_id="a")
+        done = queued_job(user_id, batch_id=finished, custom_id="a")
+        with transaction() as session:
+            session.execute(
+                update(Job).where(Job.id == done).values(status="succeeded", finished_at=func.now())
+            )
+    finally:
+        command.upgrade(config, "head")
+    with transaction() as session:
+        rows = {b.id: b for b in session.scalars(select(Batch))}
+    assert rows[finished].status == "completed"
+    assert rows[finished].completed_at is not None
+    assert rows[unfinished].status == "in_progress"
+    assert rows[unfinished].expires_at - rows[unfinished].created_at == timedelta(days=1)
+    command.downgrade(config, "0007")
+    try:
+        columns = {c["name"] for c in inspect(get_engine()).get_columns("batches")}
+        assert "status" not in columns and "expires_at" not in columns
     finally:
         command.upgrade(config, "head")
