@@ -4,7 +4,9 @@ from shared.models.api_key import ApiKey
 from shared.models.attempt import JobAttempt
 from shared.models.base import Base, Money
 from shared.models.batch import OPEN_BATCH_STATUSES, Batch, BatchStatus
+from shared.models.file import File
 from shared.models.job import FINAL_STATUSES, Job, JobStatus, Priority
+from shared.models.openai_batch import OpenAIBatch
 from shared.models.spend import SpendCounter
 from shared.models.usage import UsageRecord
 from shared.models.user import User
@@ -24,11 +26,13 @@ __all__ = [
     "Base",
     "Batch",
     "BatchStatus",
+    "File",
     "Job",
     "JobAttempt",
     "JobStatus",
     "MessageStatus",
     "Money",
+    "OpenAIBatch",
     "Priority",
     "SpendCounter",
     "UsageRecord",
