@@ -145,10 +145,15 @@ def admit_job(key: CallerKey, job: NewJob, idempotency: Idempotency | None) -> t
 
 
 def admit_batch(
-    key: CallerKey, jobs: Sequence[NewJob], meta: dict[str, Any], window_s: int
+    key: CallerKey,
+    jobs: Sequence[NewJob],
+    meta: dict[str, Any],
+    window_s: int,
+    also: Callable[[Session, Batch], object] | None = None,
 ) -> Batch:
     """The admitted batch, expiring `window_s` from now: all of `jobs` or, on any refusal,
-    none."""
+    none. `also` writes rows that belong with the batch (a compatible surface's view of it) in
+    the same transaction, so neither is ever committed without the other."""
 
     def write(session: Session, amount: Decimal) -> Batch | _Refused:
         batch = create_batch(
@@ -158,6 +163,8 @@ def admit_batch(
             jobs=[job.values for job in jobs],
             window_s=window_s,
         )
+        if also is not None:
+            also(session, batch)
         return batch if reserve(session, key.user_id, amount) else _Refused()
 
     batch = _admit(key, jobs, write)

@@ -50,7 +50,7 @@ def error_response(status: int, code: str, message: str, details: Any = None) ->
     return response
 
 
-def _status_for(exc: errors.PromptqError) -> int:
+def status_for(exc: errors.PromptqError) -> int:
     for cls in type(exc).__mro__:
         if cls in STATUS_FOR:
             return STATUS_FOR[cls]
@@ -58,7 +58,7 @@ def _status_for(exc: errors.PromptqError) -> int:
 
 
 def _domain_response(exc: errors.PromptqError) -> Response:
-    response = error_response(_status_for(exc), exc.code, exc.message, exc.details)
+    response = error_response(status_for(exc), exc.code, exc.message, exc.details)
     if isinstance(exc, errors.AuthenticationError):
         response.headers["WWW-Authenticate"] = 'Bearer realm="promptq"'
     if isinstance(exc, errors.RetryLaterError):

@@ -195,9 +195,10 @@ def link(operation_id: str, **parameters: str) -> Json:
 
 
 def is_documented(endpoint: str) -> bool:
-    """Every endpoint but Flask's static files, the docs' own (api/routes/docs.py) and the
-    Prometheus scrape (api/routes/metrics.py)."""
-    return endpoint != "static" and endpoint.split(".", 1)[0] not in ("docs", "metrics")
+    """Every endpoint but Flask's static files, the docs' own (api/routes/docs.py), the
+    Prometheus scrape (api/routes/metrics.py) and the OpenAI-compatible surface, whose contract
+    and error shape are OpenAI's own document (api/compat/openai/)."""
+    return endpoint != "static" and endpoint.split(".", 1)[0] not in ("docs", "metrics", "openai")
 
 
 def document_for(app: Flask) -> Json:

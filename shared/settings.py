@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     # A batch of 10,000 jobs does not fit in the per-request limit above.
     max_batch_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     max_batch_jobs: int = Field(default=10_000, ge=1)
+    # The OpenAI-compatible Files API (/openai/v1/files): the largest upload, and the most
+    # request lines a batch input file may hold (OpenAI's own limits).
+    max_file_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)
+    max_file_lines: int = Field(default=50_000, ge=1)
     # A batch not finished this long after its creation expires (its queued jobs are
     # cancelled); a batch may ask for its own window within the same bounds.
     batch_completion_window_s: int = Field(

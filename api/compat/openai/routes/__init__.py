@@ -1,0 +1,1 @@
+"""The OpenAI-compatible resources, one a file."""
