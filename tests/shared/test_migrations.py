@@ -109,3 +109,15 @@ def test_earlier_batches_get_a_status_and_a_window(
         assert "status" not in columns and "expires_at" not in columns
     finally:
         command.upgrade(config, "head")
+
+
+def test_files_and_openai_batches_downgrade(services: Services) -> None:
+    """0009's downgrade drops the files and openai_batches tables; upgrading builds them again."""
+    config = Config(str(ROOT / "alembic.ini"))
+    command.downgrade(config, "0008")
+    try:
+        tables = set(inspect(get_engine()).get_table_names())
+        assert "files" not in tables and "openai_batches" not in tables
+    finally:
+        command.upgrade(config, "head")
+    assert {"files", "openai_batches"} <= set(inspect(get_engine()).get_table_names())
