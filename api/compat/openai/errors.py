@@ -1,7 +1,8 @@
 """Errors of the OpenAI-compatible surface in OpenAI's shape,
 `{"error": {"message", "type", "param", "code"}}`, so the openai SDK raises its own typed
 errors (BadRequestError, NotFoundError, ...). promptq's domain errors keep their status codes,
-except that a validation error is OpenAI's 400 rather than promptq's 422."""
+except that a validation error is OpenAI's 400 rather than promptq's 422; outages are 503 with
+Retry-After as on the native API (shared/outages.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ from werkzeug.exceptions import HTTPException
 
 from api.errors import status_for
 from shared import errors
+from shared.logging import get_logger
+from shared.outages import as_unavailable
+
+log = get_logger(__name__)
 
 TYPE_FOR_STATUS = {
     401: "authentication_error",
@@ -66,3 +71,12 @@ def register_error_handlers(bp: Blueprint) -> None:
         return openai_error(
             status, exc.description or exc.name, code=exc.name.lower().replace(" ", "_")
         )
+
+    @bp.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        unavailable = as_unavailable(exc)
+        if unavailable is not None:
+            log.warning("request.service_unavailable", code=unavailable.code, error=repr(exc))
+            return _domain(unavailable)
+        log.exception("request.unhandled_error")
+        return openai_error(500, "Something went wrong on our side.", code="internal_error")
