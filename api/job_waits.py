@@ -39,7 +39,7 @@ class JobWaits:
         self._lock = threading.Lock()
         self._waiting: dict[str, set[threading.Event]] = {}
         self._subscriber: threading.Thread | None = None
-        # Every (re)subscription, counted: tests and metrics tell a reconnect from a wake-up.
+        # Every (re)subscription, counted: how a test tells a reconnect from a wake-up.
         self.subscriptions = 0
         # Set when the process stops: waiters answer at once rather than be cut at its exit.
         self.closing = False
