@@ -17,6 +17,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     """The Flask app factory (gunicorn target: api.wsgi:app)."""
     from flask import Flask
 
+    from api.compat import anthropic as anthropic_compat
     from api.compat import openai as openai_compat
     from api.errors import register_error_handlers
     from api.request_observability import register_request_observability
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         admin,
         docs,
         openai_compat,
+        anthropic_compat,
     )
     for route in routes:
         app.register_blueprint(route.bp)

@@ -30,7 +30,7 @@ from shared import outbox
 from shared.db import retry_if_stale
 from shared.errors import IdempotencyConflictError
 from shared.logging import get_logger
-from shared.models import Batch, Job
+from shared.models import Batch, BatchOrigin, Job
 from shared.repositories.batches import create_batch
 from shared.repositories.budgets import refusal, reserve
 from shared.repositories.jobs import find_by_idempotency_key, insert_held_job
@@ -150,10 +150,12 @@ def admit_batch(
     meta: dict[str, Any],
     window_s: int,
     also: Callable[[Session, Batch], object] | None = None,
+    origin: BatchOrigin = BatchOrigin.PROMPTQ,
 ) -> Batch:
-    """The admitted batch, expiring `window_s` from now: all of `jobs` or, on any refusal,
-    none. `also` writes rows that belong with the batch (a compatible surface's view of it) in
-    the same transaction, so neither is ever committed without the other."""
+    """The admitted batch, expiring `window_s` from now and created through the API `origin`:
+    all of `jobs` or, on any refusal, none. `also` writes rows that belong with the batch (a
+    compatible surface's view of it) in the same transaction, so neither is ever committed
+    without the other."""
 
     def write(session: Session, amount: Decimal) -> Batch | _Refused:
         batch = create_batch(
@@ -162,6 +164,7 @@ def admit_batch(
             meta=meta,
             jobs=[job.values for job in jobs],
             window_s=window_s,
+            origin=origin,
         )
         if also is not None:
             also(session, batch)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
-from flask import g, request
+from flask import Blueprint, g, request
 
 from api.request_scope import db
 from shared.db import retry_if_stale
@@ -49,12 +49,24 @@ _cache_lock = threading.Lock()
 
 def _bearer() -> str:
     scheme, _, key = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
-        raise AuthenticationError(
-            "Missing API key. Send it as 'Authorization: Bearer <key>' "
-            "(create one with `promptq keys create <user>`)."
-        )
-    return key.strip()
+    if scheme.lower() == "bearer" and key.strip():
+        return key.strip()
+    if g.get("accepts_x_api_key") and request.headers.get("X-Api-Key", "").strip():
+        return request.headers["X-Api-Key"].strip()
+    raise AuthenticationError(
+        "Missing API key. Send it as 'Authorization: Bearer <key>'"
+        + (" or 'X-Api-Key: <key>'" if g.get("accepts_x_api_key") else "")
+        + " (create one with `promptq keys create <user>`)."
+    )
+
+
+def accept_x_api_key(bp: Blueprint) -> None:
+    """Let `bp`'s routes take the key in Anthropic's `X-Api-Key` header too, as its SDK sends
+    it; promptq's own API takes the Bearer form only."""
+
+    @bp.before_request
+    def _accept() -> None:
+        g.accepts_x_api_key = True
 
 
 def _look_up(digest: str, plaintext: str) -> CallerKey:

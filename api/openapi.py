@@ -196,9 +196,14 @@ def link(operation_id: str, **parameters: str) -> Json:
 
 def is_documented(endpoint: str) -> bool:
     """Every endpoint but Flask's static files, the docs' own (api/routes/docs.py), the
-    Prometheus scrape (api/routes/metrics.py) and the OpenAI-compatible surface, whose contract
-    and error shape are OpenAI's own document (api/compat/openai/)."""
-    return endpoint != "static" and endpoint.split(".", 1)[0] not in ("docs", "metrics", "openai")
+    Prometheus scrape (api/routes/metrics.py) and the OpenAI- and Anthropic-compatible
+    surfaces, whose contracts and error shapes are their vendors' documents (api/compat/)."""
+    return endpoint != "static" and endpoint.split(".", 1)[0] not in (
+        "docs",
+        "metrics",
+        "openai",
+        "anthropic",
+    )
 
 
 def document_for(app: Flask) -> Json:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from shared.models import Batch, BatchStatus
+from shared.models import Batch, BatchOrigin, BatchStatus
+
+# How the compatible APIs spell a batch's id: their prefix and the native id's hex.
+_ID_PREFIXES = {BatchOrigin.OPENAI: "batch_", BatchOrigin.ANTHROPIC: "msgbatch_"}
 
 
 class BatchCounts(BaseModel):
@@ -17,6 +21,20 @@ class BatchCounts(BaseModel):
     failed: int = 0
     cancelled: int = 0
     total: int = 0
+
+
+class OriginOut(BaseModel):
+    """The API a batch was created through and the id that API knows it by (the batch's own
+    id for promptq's API), so a webhook about it can be matched by either."""
+
+    api: BatchOrigin
+    id: str
+
+
+def origin_id(origin: BatchOrigin, batch_id: object) -> str:
+    """The id of batch `batch_id` in the API `origin`."""
+    prefix = _ID_PREFIXES.get(origin)
+    return str(batch_id) if prefix is None else f"{prefix}{uuid.UUID(str(batch_id)).hex}"
 
 
 class BatchOut(BaseModel):
@@ -33,6 +51,7 @@ class BatchOut(BaseModel):
     expired_at: datetime | None
     metadata: dict[str, Any]
     results_url: str
+    origin: OriginOut
 
     @classmethod
     def from_row(cls, batch: Batch, counts: dict[str, int], results_url: str) -> BatchOut:
@@ -47,6 +66,9 @@ class BatchOut(BaseModel):
             expired_at=batch.expired_at,
             metadata=batch.meta,
             results_url=results_url,
+            origin=OriginOut(
+                api=BatchOrigin(batch.origin), id=origin_id(BatchOrigin(batch.origin), batch.id)
+            ),
         )
 
 

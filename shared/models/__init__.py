@@ -3,7 +3,7 @@
 from shared.models.api_key import ApiKey
 from shared.models.attempt import JobAttempt
 from shared.models.base import Base, Money
-from shared.models.batch import OPEN_BATCH_STATUSES, Batch, BatchStatus
+from shared.models.batch import OPEN_BATCH_STATUSES, Batch, BatchOrigin, BatchStatus
 from shared.models.file import File
 from shared.models.job import FINAL_STATUSES, Job, JobStatus, Priority
 from shared.models.openai_batch import OpenAIBatch
@@ -25,6 +25,7 @@ __all__ = [
     "AttemptOutcome",
     "Base",
     "Batch",
+    "BatchOrigin",
     "BatchStatus",
     "File",
     "Job",

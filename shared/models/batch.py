@@ -25,6 +25,14 @@ class BatchStatus(enum.StrEnum):
     EXPIRED = "expired"
 
 
+class BatchOrigin(enum.StrEnum):
+    """The API a batch was created through, whose shape and ids its owner knows it by."""
+
+    PROMPTQ = "promptq"
+    OPENAI = "openai"
+    ANTHROPIC = "anthropic"
+
+
 # Not yet settled: the beat (worker/tasks/settle_batches.py) still has to look at these.
 OPEN_BATCH_STATUSES = frozenset({BatchStatus.IN_PROGRESS, BatchStatus.CANCELLING})
 _OPEN_SQL = "status IN ('in_progress', 'cancelling')"
@@ -35,6 +43,9 @@ class Batch(Base):
     __table_args__ = (
         CheckConstraint(
             "status IN (" + ", ".join(f"'{s.value}'" for s in BatchStatus) + ")", name="status"
+        ),
+        CheckConstraint(
+            "origin IN (" + ", ".join(f"'{o.value}'" for o in BatchOrigin) + ")", name="origin"
         ),
         # GET /v1/batches: the caller's batches newest first.
         Index("ix_batches_user_id_created_at", "user_id", "created_at", "id"),
@@ -54,9 +65,16 @@ class Batch(Base):
         default=BatchStatus.IN_PROGRESS,
         server_default=text("'in_progress'"),
     )
+    origin: Mapped[str] = mapped_column(
+        String(16),
+        nullable=False,
+        default=BatchOrigin.PROMPTQ,
+        server_default=text("'promptq'"),
+    )
     created_at: Mapped[datetime] = created_at_column()
     # The end of the completion window: a batch still open then expires.
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     expired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -9,11 +9,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, exists, func, insert, literal, select, text, tuple_
+from sqlalchemy import Row, case, exists, func, insert, literal, select, text, tuple_
 from sqlalchemy.orm import Session
 
 from shared.errors import BatchNotCancellableError, NotFoundError
-from shared.models import FINAL_STATUSES, OPEN_BATCH_STATUSES, Batch, BatchStatus, Job, JobStatus
+from shared.models import (
+    FINAL_STATUSES,
+    OPEN_BATCH_STATUSES,
+    Batch,
+    BatchOrigin,
+    BatchStatus,
+    Job,
+    JobStatus,
+)
 from shared.repositories.jobs import cancel_jobs
 from shared.repositories.webhook_messages import Dispatch, enqueue_batch_event, enqueue_job_events
 
@@ -28,15 +36,20 @@ def create_batch(
     meta: dict[str, Any],
     jobs: Sequence[dict[str, Any]],
     window_s: int,
+    origin: BatchOrigin = BatchOrigin.PROMPTQ,
 ) -> Batch:
-    """Insert the batch (expiring `window_s` from now) and all its jobs as `queued`; commit
-    before publishing any of them.
+    """Insert the batch (expiring `window_s` from now, created through the API `origin`) and
+    all its jobs as `queued`; commit before publishing any of them.
 
     `jobs` are Job column values, each with its own `id`. They go in as one multi-row INSERT
     (SQLAlchemy's insertmanyvalues), not one statement per job.
     """
     batch = Batch(
-        user_id=user_id, total=len(jobs), meta=meta, expires_at=func.now() + _seconds(window_s)
+        user_id=user_id,
+        total=len(jobs),
+        meta=meta,
+        origin=origin,
+        expires_at=func.now() + _seconds(window_s),
     )
     session.add(batch)
     session.flush()
@@ -102,29 +115,63 @@ def iter_finished(session: Session, batch_id: uuid.UUID) -> Iterator[Row[Any]]:
     yield from result
 
 
+Position = tuple[datetime, uuid.UUID]
+
+
 def list_batches(
-    session: Session, user_id: uuid.UUID, after: tuple[datetime, uuid.UUID] | None, limit: int
+    session: Session,
+    user_id: uuid.UUID,
+    after: Position | None,
+    limit: int,
+    *,
+    before: Position | None = None,
+    origin: BatchOrigin | None = None,
 ) -> list[Batch]:
-    """The user's batches newest first (ties broken by id), after the (created_at, id) position
-    `after`: keyset pagination, as list_jobs."""
+    """The user's batches (only those created through `origin`, if given) newest first, ties
+    broken by id: the `limit` after the (created_at, id) position `after` (keyset pagination,
+    as list_jobs), or the `limit` just before the position `before`."""
     query = select(Batch).where(Batch.user_id == user_id)
+    if origin is not None:
+        query = query.where(Batch.origin == origin)
+    position = tuple_(Batch.created_at, Batch.id)
     if after is not None:
-        query = query.where(
-            tuple_(Batch.created_at, Batch.id) < tuple_(literal(after[0]), literal(after[1]))
-        )
+        query = query.where(position < tuple_(literal(after[0]), literal(after[1])))
+    if before is not None:
+        newer = query.where(position > tuple_(literal(before[0]), literal(before[1])))
+        rows = session.scalars(
+            newer.order_by(Batch.created_at.asc(), Batch.id.asc()).limit(limit)
+        ).all()
+        return list(reversed(rows))
     return list(
         session.scalars(query.order_by(Batch.created_at.desc(), Batch.id.desc()).limit(limit))
     )
 
 
-def counts_of(session: Session, batch_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dict[str, int]]:
-    """count_by_status for many batches in one statement."""
+# The count key of a job cancelled because its batch expired, when those are told apart.
+EXPIRED = "expired"
+
+
+def counts_of(
+    session: Session, batch_ids: Sequence[uuid.UUID], *, split_expired: bool = False
+) -> dict[uuid.UUID, dict[str, int]]:
+    """count_by_status for many batches in one statement; with `split_expired`, the cancelled
+    jobs that never ran because their batch expired count under EXPIRED, not `cancelled`."""
     counts: dict[uuid.UUID, dict[str, int]] = {batch_id: {} for batch_id in batch_ids}
     if batch_ids:
+        status: Any = Job.status
+        if split_expired:
+            status = case(
+                (
+                    (Job.status == JobStatus.CANCELLED)
+                    & (Job.error["code"].astext == "batch_expired"),
+                    literal(EXPIRED),
+                ),
+                else_=Job.status,
+            )
         rows = session.execute(
-            select(Job.batch_id, Job.status, func.count())
+            select(Job.batch_id, status, func.count())
             .where(Job.batch_id.in_(batch_ids))
-            .group_by(Job.batch_id, Job.status)
+            .group_by(Job.batch_id, status)
         )
         for batch_id, status, count in rows:
             counts[batch_id][status] = count
@@ -162,6 +209,8 @@ def cancel_batch(
     )
     done.webhooks = enqueue_job_events(session, done.cancelled_jobs, base_url)
     batch.status = BatchStatus.CANCELLING
+    if batch.cancel_requested_at is None:
+        batch.cancel_requested_at = func.now()
     session.flush()
     if not _has_unfinished(session, batch.id):
         done.webhooks += _settle(session, batch, base_url)

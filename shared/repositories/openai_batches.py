@@ -3,7 +3,6 @@ find and list a user's, read the outcomes of its jobs for its output files."""
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -11,8 +10,9 @@ from typing import Any
 from sqlalchemy import Row, func, literal, select, tuple_
 from sqlalchemy.orm import Session
 
+from shared.batch_view import origin_id
 from shared.errors import NotFoundError
-from shared.models import FINAL_STATUSES, Batch, Job, JobStatus, OpenAIBatch
+from shared.models import FINAL_STATUSES, Batch, BatchOrigin, Job, JobStatus, OpenAIBatch
 
 # Rows fetched per round trip while rendering an output file.
 OUTCOMES_FETCH_SIZE = 500
@@ -32,7 +32,7 @@ def record_openai_batch(
     """A batch with a native one runs its jobs; one without (`batch` None) failed validation
     with `errors`."""
     row = OpenAIBatch(
-        id=f"batch_{batch.id.hex if batch is not None else secrets.token_hex(16)}",
+        id=origin_id(BatchOrigin.OPENAI, batch.id if batch is not None else uuid.uuid4()),
         user_id=user_id,
         batch_id=batch.id if batch is not None else None,
         input_file_id=input_file_id,

@@ -121,3 +121,49 @@ def test_files_and_openai_batches_downgrade(services: Services) -> None:
     finally:
         command.upgrade(config, "head")
     assert {"files", "openai_batches"} <= set(inspect(get_engine()).get_table_names())
+
+
+def test_earlier_batches_get_their_origin(
+    services: Services, make_account: Callable[[str], Account]
+) -> None:
+    """0010 marks a batch behind an OpenAI batch as created through the OpenAI surface, the
+    others as promptq's own, and takes a cancelled batch's end as when its cancel was asked;
+    its downgrade drops both columns."""
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("sqlalchemy.url", services.database_url.replace("%", "%%"))
+    config.attributes["configure_logger"] = False
+    user_id = make_account("origins").user_id
+    native, openai, cancelled = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    command.downgrade(config, "0009")
+    try:
+        columns = {c["name"] for c in inspect(get_engine()).get_columns("batches")}
+        assert "origin" not in columns and "cancel_requested_at" not in columns
+        with transaction() as session:
+            for batch_id in (native, openai, cancelled):
+                session.execute(
+                    text(
+                        "INSERT INTO batches (id, user_id, total, metadata, expires_at) "
+                        "VALUES (:b, :u, 1, '{}', now() + interval '1 day')"
+                    ),
+                    {"b": batch_id, "u": user_id},
+                )
+            session.execute(
+                text("UPDATE batches SET status = 'cancelled', cancelled_at = now() WHERE id = :b"),
+                {"b": cancelled},
+            )
+            session.execute(
+                text(
+                    "INSERT INTO openai_batches "
+                    "(id, user_id, batch_id, input_file_id, endpoint, completion_window) "
+                    "VALUES (:id, :u, :b, 'file-x', '/v1/chat/completions', '24h')"
+                ),
+                {"id": f"batch_{openai.hex}", "u": user_id, "b": openai},
+            )
+    finally:
+        command.upgrade(config, "head")
+    with transaction() as session:
+        rows = {b.id: b for b in session.scalars(select(Batch).where(Batch.user_id == user_id))}
+    assert {rows[native].origin, rows[openai].origin} == {"promptq", "openai"}
+    assert rows[openai].origin == "openai"
+    assert rows[native].cancel_requested_at is None
+    assert rows[cancelled].cancel_requested_at == rows[cancelled].cancelled_at

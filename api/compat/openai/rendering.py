@@ -102,8 +102,7 @@ def batch_object(row: OpenAIBatch, batch: Batch | None, counts: dict[str, int]) 
         completed_at=unix(batch.completed_at),
         failed_at=None,
         expired_at=unix(batch.expired_at),
-        # promptq records when a cancelled batch ended, not when its cancel was asked for.
-        cancelling_at=unix(batch.cancelled_at),
+        cancelling_at=unix(batch.cancel_requested_at),
         cancelled_at=unix(batch.cancelled_at),
         request_counts=RequestCounts(
             total=batch.total, completed=succeeded, failed=counts.get(JobStatus.FAILED, 0)

@@ -20,7 +20,7 @@ from api.request_scope import db, parse_body, parse_query
 from api.submissions import new_job
 from shared import job_announcements, outbox
 from shared.logging import get_logger
-from shared.models import OpenAIBatch
+from shared.models import BatchOrigin, OpenAIBatch
 from shared.repositories.batches import cancel_batch, count_by_status, counts_of
 from shared.repositories.files import get_file
 from shared.repositories.openai_batches import (
@@ -116,6 +116,7 @@ def create() -> Response:
         also=lambda s, batch: recorded.append(
             record_openai_batch(s, batch=batch, errors=None, **fields)
         ),
+        origin=BatchOrigin.OPENAI,
     )
     return _json(recorded[-1])
 
