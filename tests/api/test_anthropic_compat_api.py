@@ -114,9 +114,15 @@ def test_requests_become_native_low_priority_jobs(client: FlaskClient, alice: Ac
     ("request_body", "names"),
     [
         (_request("a", tools=[]), "requests.1.params.tools"),
-        ({"custom_id": "a", "params": {"model": "claude-haiku-4-5", "messages": []}}, "requests.1.params.max_tokens"),
+        (
+            {"custom_id": "a", "params": {"model": "claude-haiku-4-5", "messages": []}},
+            "requests.1.params.max_tokens",
+        ),
         (_request("a", model="claude-0"), "requests.1.params.model"),
-        (_request("a", messages=[{"role": "system", "content": "x"}]), "requests.1.params.messages.0.role"),
+        (
+            _request("a", messages=[{"role": "system", "content": "x"}]),
+            "requests.1.params.messages.0.role",
+        ),
         (
             _request("a", messages=[{"role": "user", "content": [{"type": "image"}]}]),
             "requests.1.params.messages.0.content.0.type",
