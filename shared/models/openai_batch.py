@@ -25,7 +25,8 @@ class OpenAIBatch(Base):
     user_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), nullable=False
     )
-    # None: the input failed validation and no job was admitted.
+    # None only for a batch that failed validation before revision 0010; since then such a
+    # batch has a native one without jobs (status failed), so its batch.failed event is sent.
     batch_id: Mapped[uuid.UUID | None] = mapped_column(
         Uuid, ForeignKey("batches.id", ondelete="CASCADE"), unique=True
     )

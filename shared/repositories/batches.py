@@ -64,6 +64,32 @@ def create_batch(
     return batch
 
 
+def create_refused_batch(
+    session: Session,
+    *,
+    user_id: uuid.UUID,
+    meta: dict[str, Any],
+    origin: BatchOrigin,
+    base_url: str,
+) -> tuple[Batch, list[Dispatch]]:
+    """A batch whose input failed validation, so no job was admitted: `failed` from the start,
+    with its batch.failed event enqueued (a compatible surface reports such a batch as failed,
+    and its vendor sends that event for it). Publish the dispatches after the commit."""
+    batch = Batch(
+        user_id=user_id,
+        total=0,
+        meta=meta,
+        origin=origin,
+        status=BatchStatus.FAILED,
+        expires_at=func.now(),
+        completed_at=func.now(),
+    )
+    session.add(batch)
+    session.flush()
+    session.refresh(batch)
+    return batch, enqueue_batch_event(session, batch, {}, base_url)
+
+
 def _seconds(value: float) -> Any:
     return text(f"interval '{float(value)} seconds'")
 

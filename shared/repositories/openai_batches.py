@@ -22,25 +22,25 @@ def record_openai_batch(
     session: Session,
     *,
     user_id: uuid.UUID,
-    batch: Batch | None,
+    batch: Batch,
     input_file_id: str,
     endpoint: str,
     completion_window: str,
     meta: dict[str, Any] | None,
     errors: list[dict[str, Any]] | None,
 ) -> OpenAIBatch:
-    """A batch with a native one runs its jobs; one without (`batch` None) failed validation
-    with `errors`."""
+    """The OpenAI side of native batch `batch`: one that runs its jobs, or (with `errors`) one
+    that failed validation."""
     row = OpenAIBatch(
-        id=origin_id(BatchOrigin.OPENAI, batch.id if batch is not None else uuid.uuid4()),
+        id=origin_id(BatchOrigin.OPENAI, batch.id),
         user_id=user_id,
-        batch_id=batch.id if batch is not None else None,
+        batch_id=batch.id,
         input_file_id=input_file_id,
         endpoint=endpoint,
         completion_window=completion_window,
         meta=meta,
         errors=errors,
-        failed_at=func.now() if batch is None else None,
+        failed_at=func.now() if errors else None,
     )
     session.add(row)
     session.flush()

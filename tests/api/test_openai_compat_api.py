@@ -16,11 +16,12 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 
 from shared.db import transaction
-from shared.models import Job
+from shared.models import Job, WebhookMessage
 from shared.repositories.batches import settle_finished
 from shared.settings import get_settings
 from tests.api.job_helpers import auth, job_count
 from tests.conftest import Account
+from tests.support.batches import subscribe
 from tests.support.jobs import succeeded_result
 
 BASE = "/openai/v1"
@@ -274,3 +275,25 @@ def test_errors_are_openai_shaped(client: FlaskClient, alice: Account) -> None:
     assert client.get(f"{BASE}/batches").get_json()["error"]["type"] == "authentication_error"
     openai_error(client.get(f"{BASE}/batches/batch_nope", headers=auth(alice)), 404)
     openai_error(client.post(f"{BASE}/batches", json={}, headers=auth(alice)), 400)
+
+
+def test_a_batch_failed_at_validation_sends_batch_failed(
+    client: FlaskClient, alice: Account
+) -> None:
+    """As OpenAI does, a batch that fails validation announces batch.failed: the event carries a
+    native batch without jobs, named by its OpenAI id in origin; the native API shows it too."""
+    subscribe(alice, ["batch.failed"])
+    file_id = _upload(client, alice, _jsonl(_line("a", model="gpt-0"))).get_json()["id"]
+    batch = _create(client, alice, file_id).get_json()
+    assert batch["status"] == "failed"
+    with transaction() as session:
+        [message] = session.scalars(
+            select(WebhookMessage).where(WebhookMessage.user_id == uuid.UUID(alice.user_id))
+        ).all()
+    assert message.event_type == "batch.failed"
+    view = json.loads(message.body)["data"]["batch"]
+    assert view["origin"] == {"api": "openai", "id": batch["id"]}
+    assert view["status"] == "failed" and view["counts"]["total"] == 0
+    native = client.get(f"/v1/batches/{view['id']}", headers=auth(alice)).get_json()
+    assert native["status"] == "failed" and native["origin"]["id"] == batch["id"]
+    assert job_count(alice) == 0

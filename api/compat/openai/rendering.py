@@ -55,8 +55,9 @@ def file_object(row: File) -> FileObject:
 
 
 def batch_object(row: OpenAIBatch, batch: Batch | None, counts: dict[str, int]) -> BatchObject:
-    """The OpenAI batch of `row`; `batch` is its native batch (None: it failed validation) and
-    `counts` that batch's jobs by status."""
+    """The OpenAI batch of `row`; `batch` is its native batch and `counts` that batch's jobs by
+    status. A batch that failed validation (`row.errors`) has a native one without jobs, or
+    none if it failed before batches recorded their origin."""
     errors = BatchErrors(data=row.errors) if row.errors else None
     common: dict[str, Any] = {
         "id": row.id,
@@ -67,7 +68,7 @@ def batch_object(row: OpenAIBatch, batch: Batch | None, counts: dict[str, int]) 
         "created_at": unix(row.created_at),
         "metadata": row.meta,
     }
-    if batch is None:
+    if batch is None or row.errors:
         return BatchObject(
             **common,
             status="failed",

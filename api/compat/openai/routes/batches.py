@@ -21,7 +21,12 @@ from api.submissions import new_job
 from shared import job_announcements, outbox
 from shared.logging import get_logger
 from shared.models import BatchOrigin, OpenAIBatch
-from shared.repositories.batches import cancel_batch, count_by_status, counts_of
+from shared.repositories.batches import (
+    cancel_batch,
+    count_by_status,
+    counts_of,
+    create_refused_batch,
+)
 from shared.repositories.files import get_file
 from shared.repositories.openai_batches import (
     get_openai_batch,
@@ -100,12 +105,20 @@ def create() -> Response:
         raise OpenAIError(
             400, "The input file holds no requests.", param="input_file_id", code="empty_file"
         )
+    settings = get_settings()
     if translated.errors:
-        row = record_openai_batch(session, batch=None, errors=translated.errors, **fields)
+        refused, webhooks = create_refused_batch(
+            session,
+            user_id=key.user_id,
+            meta=dict(body.metadata or {}),
+            origin=BatchOrigin.OPENAI,
+            base_url=settings.public_base_url,
+        )
+        row = record_openai_batch(session, batch=refused, errors=translated.errors, **fields)
         session.commit()
+        outbox.publish_webhooks(webhooks)
         log.info("openai_batch.failed_validation", batch_id=row.id, errors=len(translated.errors))
         return _json(row)
-    settings = get_settings()
     jobs = [new_job(job, settings) for job in translated.jobs]
     recorded: list[OpenAIBatch] = []
     admit_batch(
@@ -156,7 +169,7 @@ def cancel(batch_id: str) -> Response:
     session = db()
     user_id = current_key().user_id
     row = get_openai_batch(session, batch_id, user_id)
-    if row.batch_id is None:
+    if row.batch_id is None or row.errors:
         raise OpenAIError(
             409, f"Batch {batch_id} failed validation; there is nothing to cancel.", code="conflict"
         )

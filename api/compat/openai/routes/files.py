@@ -101,7 +101,7 @@ def _rendered(file_id: str) -> _Rendered | None:
     if parsed is None:
         return None
     openai_batch = get_openai_batch(db(), parsed[0], current_key().user_id)
-    if openai_batch.batch_id is None:
+    if openai_batch.batch_id is None or openai_batch.errors:
         raise NotFoundError(f"No file with id {file_id!r}.")
     return _Rendered(openai_batch, parsed[1], _lines(openai_batch.batch_id, not parsed[1]))
 
