@@ -267,6 +267,8 @@ def test_cancel_cancels_queued_jobs(client: FlaskClient, alice: Account) -> None
     body = cancelled.get_json()
     assert body["status"] == "cancelled" and body["cancelled_at"] is not None
     assert body["output_file_id"] is None and body["error_file_id"] is not None
+    # The cancelled jobs are the error file's lines, and count as failed.
+    assert body["request_counts"] == {"total": 2, "completed": 0, "failed": 2}
 
 
 def test_errors_are_openai_shaped(client: FlaskClient, alice: Account) -> None:
