@@ -2,7 +2,8 @@
 simulator), driven by the official `openai` SDK: a JSONL file uploaded, its batch polled to
 `completed`, each output line's body a real `ChatCompletion`; a file with a bad line fails at
 validation with `errors`; a batch cancelled mid-run ends `cancelled`; lines of a failing model
-fail over to its default fallback and are billed as such."""
+fail over to its default fallback and are billed as such; a cancel waits for the job that is
+running."""
 
 from __future__ import annotations
 
@@ -149,6 +150,12 @@ def _results(stack: RunningStack, key: str, native_id: str) -> list[dict[str, An
     return [json.loads(raw) for raw in text.splitlines()]
 
 
+def _job_ids(stack: RunningStack, key: str, status: str) -> set[str]:
+    """The custom_ids of the account's jobs in `status` (a fresh account: this test's only)."""
+    listed = _native(stack, key, f"/v1/jobs?status={status}&limit=100").json()
+    return {job["custom_id"] for job in listed["data"]}
+
+
 def _lines(client: OpenAI, file_id: str | None) -> list[dict[str, Any]]:
     if file_id is None:
         return []
@@ -210,3 +217,40 @@ def test_failing_model_fails_over_and_is_billed_as_its_fallback(
     assert Decimal(totals["cost_usd"]) == sum(billed.values()) == job_cost > 0
     assert totals["requests"] == 4
     assert totals["input_tokens"] > 0 and totals["output_tokens"] > 0
+
+
+def test_cancel_waits_for_the_running_job(
+    stack: RunningStack, account: Account, openai_client: OpenAI
+) -> None:
+    """A batch of slow lines cancelled once a job runs: `cancelling` while it runs, then
+    `cancelled`; the jobs that were running finish and are in the output file, every other
+    line is in the error file with batch_cancelled, and request_counts add up."""
+    # More lines than the stack's one worker has slots (4 threads): some stay queued.
+    batch = _create(openai_client, _file(8, model=SLOW["model"], max_tokens=64))
+    running: set[str] = set()
+
+    def one_running() -> bool:
+        running.update(_job_ids(stack, account.key, "running"))
+        return bool(running)
+
+    wait_until(one_running, timeout=WAIT_S, interval=0.05, what="a job of the batch running")
+    asked = openai_client.batches.cancel(batch.id)
+    # The simulator takes 1.5 s a call, so the job seen running is still running.
+    assert asked.status == "cancelling", asked
+    assert openai_client.batches.retrieve(batch.id).status == "cancelling"
+
+    ended = _settled(openai_client, batch.id)
+    assert ended.status == "cancelled" and ended.cancelled_at is not None
+    succeeded = _lines(openai_client, ended.output_file_id)
+    failed = _lines(openai_client, ended.error_file_id)
+    done_ids = {line["custom_id"] for line in succeeded}
+    assert running <= done_ids
+    for line in succeeded:
+        assert line["error"] is None
+        ChatCompletion.model_validate(line["response"]["body"])
+    assert failed and {line["error"]["code"] for line in failed} == {"batch_cancelled"}
+    assert all(line["response"] is None for line in failed)
+    assert done_ids | {line["custom_id"] for line in failed} == {f"req-{i}" for i in range(8)}
+    assert ended.request_counts is not None
+    counts = ended.request_counts
+    assert (counts.total, counts.completed, counts.failed) == (8, len(succeeded), len(failed))
