@@ -3,7 +3,7 @@ simulator), driven by the official `openai` SDK: a JSONL file uploaded, its batc
 `completed`, each output line's body a real `ChatCompletion`; a file with a bad line fails at
 validation with `errors`; a batch cancelled mid-run ends `cancelled`; lines of a failing model
 fail over to its default fallback and are billed as such; a cancel waits for the job that is
-running."""
+running; a batch past its window expires, with its batch.expired webhook."""
 
 from __future__ import annotations
 
@@ -16,13 +16,18 @@ from typing import Any
 
 import pytest
 import requests
+import standardwebhooks
 from openai import OpenAI
 from openai.types import Batch
 from openai.types.chat import ChatCompletion
+from sqlalchemy import func, update
 
 from devstack.processes import wait_until
+from shared.db import transaction
+from shared.models import Batch as NativeBatch
 from tests.client.conftest import FAULT_RULES, SLOW, Account
 from tests.support.stack import RunningStack
+from tests.support.webhook_receiver import WebhookReceiver, register_endpoint
 
 pytestmark = pytest.mark.e2e
 
@@ -254,3 +259,62 @@ def test_cancel_waits_for_the_running_job(
     assert ended.request_counts is not None
     counts = ended.request_counts
     assert (counts.total, counts.completed, counts.failed) == (8, len(succeeded), len(failed))
+
+
+def test_batch_past_its_window_expires_with_a_verified_webhook(
+    stack: RunningStack, account: Account, openai_client: OpenAI
+) -> None:
+    """A batch of slow lines whose window is over (expires_at set to now in PostgreSQL) is
+    expired by beat: `expired` with expired_at, its unstarted lines in the error file with
+    batch_expired, and its batch.expired webhook verified with standardwebhooks."""
+    receiver = WebhookReceiver()
+    try:
+        route = receiver.route("/expired")
+        register_endpoint(stack, account.key, route, ["batch.expired"])
+        # Four waves of the worker's four slots: most lines are unstarted when the beat comes.
+        batch = _create(openai_client, _file(16, model=SLOW["model"], max_tokens=64))
+        native_id = _native_id(batch.id)
+        with transaction() as session:
+            session.execute(
+                update(NativeBatch)
+                .where(NativeBatch.id == uuid.UUID(native_id))
+                .values(expires_at=func.now())
+            )
+        ended = _settled(openai_client, batch.id)
+        assert ended.status == "expired" and ended.expired_at is not None, ended
+        assert ended.expires_at is not None and ended.expired_at >= ended.expires_at
+
+        # Jobs already running when the batch expired finish and count.
+        wait_until(
+            lambda: (
+                not _job_ids(stack, account.key, "queued")
+                and not _job_ids(stack, account.key, "running")
+            ),
+            timeout=WAIT_S,
+            what="the running jobs of the expired batch to finish",
+        )
+        final = openai_client.batches.retrieve(batch.id)
+        assert final.status == "expired"
+        succeeded = _lines(openai_client, final.output_file_id)
+        failed = _lines(openai_client, final.error_file_id)
+        assert failed and {line["error"]["code"] for line in failed} == {"batch_expired"}
+        assert {line["custom_id"] for line in failed}.isdisjoint(
+            line["custom_id"] for line in succeeded
+        )
+        assert len(succeeded) + len(failed) == 16
+
+        def arrived() -> bool:
+            return any(
+                d.payload and d.payload["data"].get("batch", {}).get("id") == native_id
+                for d in route.received()
+            )
+
+        wait_until(arrived, timeout=WAIT_S, what="the batch.expired webhook")
+        [delivery] = route.received()
+        assert delivery.verified, delivery.error
+        assert route.secret is not None
+        payload = standardwebhooks.Webhook(route.secret).verify(delivery.body, delivery.headers)
+        assert payload["type"] == "batch.expired"
+        assert payload["data"]["batch"]["status"] == "expired"
+    finally:
+        receiver.close()
