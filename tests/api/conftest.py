@@ -1,16 +1,18 @@
 """Fixtures of the in-process API tests: the app on the real PostgreSQL and Redis (emptied
-first), its test client, and a user with a key."""
+first), its test client, a user with a key, and services that are away."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from api import create_app
-from tests.conftest import Account, Services
+from shared.redis_client import get_redis
+from shared.settings import get_settings
+from tests.conftest import Account, Services, clear_process_caches
 
 
 @pytest.fixture
@@ -26,3 +28,27 @@ def client(app: Flask) -> FlaskClient:
 @pytest.fixture
 def alice(make_account: Callable[[str], Account]) -> Account:
     return make_account("alice")
+
+
+@pytest.fixture
+def unreachable(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """This process's settings point at a PostgreSQL and a Redis nobody listens on."""
+    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:1/promptq")
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    clear_process_caches()
+    yield
+    monkeypatch.undo()
+    clear_process_caches()
+
+
+@pytest.fixture
+def broker_unreachable(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Only Redis is away: this process's settings point at a Redis nobody listens on, while
+    PostgreSQL (and the engine already built for it) stays reachable."""
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    get_settings.cache_clear()
+    get_redis.cache_clear()
+    yield
+    monkeypatch.undo()
+    get_settings.cache_clear()
+    get_redis.cache_clear()

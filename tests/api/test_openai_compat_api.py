@@ -1,6 +1,6 @@
 """The OpenAI-compatible Files and Batches API (/openai/v1): validation, limits and OpenAI's
-error shape, the batch object and its rendered output files, through the Flask app on the real
-PostgreSQL and Redis."""
+error shape, the batch object and its rendered output files, a PostgreSQL or Redis that is away
+(503 with Retry-After, OpenAI-shaped), through the Flask app on the real PostgreSQL and Redis."""
 
 from __future__ import annotations
 
@@ -268,6 +268,8 @@ def test_cancel_cancels_queued_jobs(client: FlaskClient, alice: Account) -> None
     body = cancelled.get_json()
     assert body["status"] == "cancelled" and body["cancelled_at"] is not None
     assert body["output_file_id"] is None and body["error_file_id"] is not None
+    # The cancelled jobs are the error file's lines, and count as failed.
+    assert body["request_counts"] == {"total": 2, "completed": 0, "failed": 2}
 
 
 def test_errors_are_openai_shaped(client: FlaskClient, alice: Account) -> None:
@@ -297,3 +299,49 @@ def test_a_batch_failed_at_validation_sends_batch_failed(
     native = client.get(f"/v1/batches/{view['id']}", headers=auth(alice)).get_json()
     assert native["status"] == "failed" and native["origin"]["id"] == batch["id"]
     assert job_count(alice) == 0
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", "/batches"),
+        ("get", "/batches/batch_0123"),
+        ("post", "/batches/batch_0123/cancel"),
+        ("get", "/files"),
+        ("get", "/files/file-0123/content"),
+    ],
+)
+def test_a_database_that_is_away_is_an_openai_503(
+    client: FlaskClient, alice: Account, unreachable: None, method: str, path: str
+) -> None:
+    """The key lookup cannot reach PostgreSQL: 503 database_unavailable with Retry-After, in
+    OpenAI's error shape (so the SDK raises its InternalServerError and may retry)."""
+    response = getattr(client, method)(f"{BASE}{path}", headers=auth(alice))
+    error = openai_error(response, 503)
+    assert (error["type"], error["code"]) == ("api_error", "database_unavailable")
+    assert int(response.headers["Retry-After"]) >= 1
+
+
+def test_a_database_that_is_away_refuses_an_upload_with_an_openai_503(
+    client: FlaskClient, alice: Account, unreachable: None
+) -> None:
+    response = _upload(client, alice, _jsonl(_line("a")))
+    error = openai_error(response, 503)
+    assert error["code"] == "database_unavailable"
+    assert int(response.headers["Retry-After"]) >= 1
+
+
+def test_a_broker_that_is_away_is_an_openai_503(
+    client: FlaskClient, alice: Account, broker_unreachable: None
+) -> None:
+    """The file is stored (PostgreSQL is up), but admitting its batch needs Redis: 503
+    broker_unavailable with Retry-After in OpenAI's error shape, and no job is admitted."""
+    uploaded = _upload(client, alice, _jsonl(_line("a"), _line("b")))
+    assert uploaded.status_code == 200, uploaded.get_data(as_text=True)
+    response = _create(client, alice, uploaded.get_json()["id"])
+    error = openai_error(response, 503)
+    assert (error["type"], error["code"]) == ("api_error", "broker_unavailable")
+    assert int(response.headers["Retry-After"]) >= 1
+    assert job_count(alice) == 0
+    listed = client.get(f"{BASE}/batches", headers=auth(alice)).get_json()
+    assert listed["data"] == []

@@ -5,17 +5,14 @@ Retry-After, never 500. Through the Flask app on the real services."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 
 from api.schemas.fields import MAX_METADATA_DEPTH
-from shared.redis_client import get_redis
-from shared.settings import get_settings
 from tests.api.job_helpers import VALID, auth, error_of
-from tests.conftest import Account, clear_process_caches
+from tests.conftest import Account
 
 
 @pytest.mark.parametrize(
@@ -78,17 +75,6 @@ def test_metadata_deeper_than_the_limit_is_422(
     assert "levels of nesting" in error["message"]
 
 
-@pytest.fixture
-def unreachable(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """This process's settings point at a PostgreSQL and a Redis nobody listens on."""
-    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:1/promptq")
-    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
-    clear_process_caches()
-    yield
-    monkeypatch.undo()
-    clear_process_caches()
-
-
 def test_a_database_that_is_away_is_503_with_retry_after(
     client: FlaskClient, alice: Account, unreachable: None
 ) -> None:
@@ -99,17 +85,9 @@ def test_a_database_that_is_away_is_503_with_retry_after(
 
 
 def test_a_broker_that_is_away_is_503_with_retry_after(
-    client: FlaskClient, alice: Account, monkeypatch: pytest.MonkeyPatch
+    client: FlaskClient, alice: Account, broker_unreachable: None
 ) -> None:
     """Admission cannot count the key's limits without Redis: 503 broker_unavailable."""
-    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
-    get_settings.cache_clear()
-    get_redis.cache_clear()
-    try:
-        response = client.post("/v1/jobs", json=VALID, headers=auth(alice))
-    finally:
-        monkeypatch.undo()
-        get_settings.cache_clear()
-        get_redis.cache_clear()
+    response = client.post("/v1/jobs", json=VALID, headers=auth(alice))
     error_of(response, 503, "broker_unavailable")
     assert int(response.headers["Retry-After"]) >= 1

@@ -29,6 +29,11 @@ FAILING = {"model": "o4-mini", "fallbacks": ["gpt-4.1-mini"]}
 # Streamed jobs run on this model: the simulator takes its time over it, so a stream of it has
 # tokens to show before the job finishes.
 SLOW = {"model": "claude-haiku-4-5", "latency_ms": 1500}
+# The simulator's fault rules for the whole package; a test that sets others puts these back.
+FAULT_RULES: tuple[dict[str, object], ...] = (
+    *({"model": m, "kind": "server_error"} for m in (FAILING["model"], *FAILING["fallbacks"])),
+    SLOW,
+)
 
 
 @dataclass(frozen=True)
@@ -53,13 +58,7 @@ def stack(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Itera
         beat=True,
     )
     try:
-        running.set_faults(
-            *(
-                {"model": m, "kind": "server_error"}
-                for m in (FAILING["model"], *FAILING["fallbacks"])
-            ),
-            SLOW,
-        )
+        running.set_faults(*FAULT_RULES)
         yield running
     finally:
         running.stop()

@@ -105,8 +105,12 @@ def batch_object(row: OpenAIBatch, batch: Batch | None, counts: dict[str, int]) 
         expired_at=unix(batch.expired_at),
         cancelling_at=unix(batch.cancel_requested_at),
         cancelled_at=unix(batch.cancelled_at),
+        # Every line of the error file counts as failed, a cancelled or expired job's too, so
+        # a final batch's completed and failed add up to its total, as on OpenAI.
         request_counts=RequestCounts(
-            total=batch.total, completed=succeeded, failed=counts.get(JobStatus.FAILED, 0)
+            total=batch.total,
+            completed=succeeded,
+            failed=counts.get(JobStatus.FAILED, 0) + counts.get(JobStatus.CANCELLED, 0),
         ),
     )
 
