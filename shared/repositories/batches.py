@@ -4,7 +4,7 @@ their lifecycle: cancel, settle once every job is final, expire after the comple
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -120,9 +120,11 @@ def count_by_status(session: Session, batch_id: uuid.UUID) -> dict[str, int]:
     return {status: count for status, count in rows}
 
 
-def iter_finished(session: Session, batch_id: uuid.UUID) -> Iterator[Row[Any]]:
-    """The batch's finished jobs by custom_id, read through a server-side cursor so a batch of
-    any size streams in constant memory."""
+def iter_finished(
+    session: Session, batch_id: uuid.UUID, statuses: Collection[str] = FINAL_STATUSES
+) -> Iterator[Row[Any]]:
+    """The batch's finished jobs (those in `statuses`, all final ones by default) by custom_id,
+    read through a server-side cursor so a batch of any size streams in constant memory."""
     result = session.execute(
         select(
             Job.custom_id,
@@ -133,8 +135,10 @@ def iter_finished(session: Session, batch_id: uuid.UUID) -> Iterator[Row[Any]]:
             Job.input_tokens,
             Job.output_tokens,
             Job.cost_usd,
+            Job.request_id,
+            Job.finished_at,
         )
-        .where(Job.batch_id == batch_id, Job.status.in_(FINAL_STATUSES))
+        .where(Job.batch_id == batch_id, Job.status.in_(statuses))
         .order_by(Job.custom_id)
         .execution_options(yield_per=RESULTS_FETCH_SIZE)
     )

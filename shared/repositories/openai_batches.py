@@ -1,21 +1,17 @@
 """The OpenAI side of batches: record one (over a native batch, or failed at validation),
-find and list a user's, read the outcomes of its jobs for its output files."""
+find and list a user's."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Row, func, literal, select, tuple_
+from sqlalchemy import func, literal, select, tuple_
 from sqlalchemy.orm import Session
 
 from shared.batch_view import origin_id
 from shared.errors import NotFoundError
-from shared.models import FINAL_STATUSES, Batch, BatchOrigin, Job, JobStatus, OpenAIBatch
-
-# Rows fetched per round trip while rendering an output file.
-OUTCOMES_FETCH_SIZE = 500
+from shared.models import Batch, BatchOrigin, OpenAIBatch
 
 
 def record_openai_batch(
@@ -78,29 +74,3 @@ def list_openai_batches(
         )
     order = (OpenAIBatch.created_at.desc(), OpenAIBatch.id.desc())
     return list(session.scalars(query.order_by(*order).limit(limit)))
-
-
-def iter_outcomes(session: Session, batch_id: uuid.UUID, *, succeeded: bool) -> Iterator[Row[Any]]:
-    """The batch's succeeded jobs (`succeeded`) or its other finished ones, by custom_id,
-    through a server-side cursor so an output file of any size streams in constant memory."""
-    statuses = (
-        [JobStatus.SUCCEEDED]
-        if succeeded
-        else [s for s in FINAL_STATUSES if s != JobStatus.SUCCEEDED]
-    )
-    result = session.execute(
-        select(
-            Job.id,
-            Job.custom_id,
-            Job.request_id,
-            Job.result,
-            Job.error,
-            Job.input_tokens,
-            Job.output_tokens,
-            Job.finished_at,
-        )
-        .where(Job.batch_id == batch_id, Job.status.in_(statuses))
-        .order_by(Job.custom_id)
-        .execution_options(yield_per=OUTCOMES_FETCH_SIZE)
-    )
-    yield from result

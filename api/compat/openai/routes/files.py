@@ -16,9 +16,10 @@ from api.compat.openai.rendering import file_object, outcome_line, parse_output_
 from api.compat.openai.schemas import FileDeleted, FileListQuery, FileObject, ListPage
 from api.request_scope import db, parse_query
 from shared.errors import NotFoundError
-from shared.models import OpenAIBatch
+from shared.models import FINAL_STATUSES, JobStatus, OpenAIBatch
+from shared.repositories.batches import iter_finished
 from shared.repositories.files import delete_file, get_file, list_files, store_file
-from shared.repositories.openai_batches import get_openai_batch, iter_outcomes
+from shared.repositories.openai_batches import get_openai_batch
 from shared.settings import get_settings
 
 bp = Blueprint("openai_files", __name__, url_prefix="/files")
@@ -109,7 +110,9 @@ def _rendered(file_id: str) -> _Rendered | None:
 def _lines(batch_id: uuid.UUID, succeeded: bool) -> Iterator[str]:
     # Flask tears the request's scope down when the view returns and again when a stream ends,
     # so the stream takes its session from db() once it starts: the second teardown closes it.
-    for row in iter_outcomes(db(), batch_id, succeeded=succeeded):
+    # The output file holds the succeeded jobs, the error file every other finished one.
+    statuses = {JobStatus.SUCCEEDED} if succeeded else FINAL_STATUSES - {JobStatus.SUCCEEDED}
+    for row in iter_finished(db(), batch_id, statuses):
         yield outcome_line(row)
 
 
