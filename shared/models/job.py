@@ -56,7 +56,20 @@ class Job(Base):
         Index("ix_jobs_user_id_created_at", "user_id", "created_at"),
         Index("ix_jobs_status", "status"),
         # The sweeper's scans: queued jobs by age, running jobs by lease expiry.
-        Index("ix_jobs_queued_at", "queued_at", postgresql_where=text("status = 'queued'")),
+        # The backlog the dispatcher reads in fair order: per class, per user, oldest first.
+        Index(
+            "ix_jobs_backlog",
+            "priority",
+            "user_id",
+            "queued_at",
+            postgresql_where=text("status = 'queued' AND dispatched_at IS NULL"),
+        ),
+        # Dispatched and unfinished: the broker window's contents, counted per user.
+        Index(
+            "ix_jobs_in_flight",
+            "user_id",
+            postgresql_where=text("dispatched_at IS NOT NULL AND status IN ('queued', 'running')"),
+        ),
         Index(
             "ix_jobs_lease_expires_at",
             "lease_expires_at",
@@ -123,6 +136,9 @@ class Job(Base):
     queued_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now()
     )
+    # When its message was last published (shared/dispatch): NULL while the job waits in the
+    # backlog; set again when a lost message is published anew.
+    dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # A job put back after a long Retry-After is not claimable before this time.
     not_before: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)

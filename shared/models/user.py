@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import DateTime, String, Uuid
+from sqlalchemy import CheckConstraint, DateTime, Integer, String, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.models.base import Base, Money, created_at_column
@@ -15,6 +15,12 @@ from shared.webhook_secrets import new_webhook_secret
 
 class User(Base):
     __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint("weight >= 1", name="weight_positive"),
+        CheckConstraint(
+            "max_concurrency IS NULL OR max_concurrency >= 1", name="max_concurrency_positive"
+        ),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     name: Mapped[str] = mapped_column(String(200), unique=True, nullable=False)
@@ -30,4 +36,10 @@ class User(Base):
     callback_previous_secret_expires_at: Mapped[datetime | None] = mapped_column(
         DateTime(timezone=True)
     )
+    # Fair share (shared/dispatch): a user's share of the worker slots within a priority class
+    # is proportional to its weight; max_concurrency caps its dispatched, unfinished jobs.
+    weight: Mapped[int] = mapped_column(
+        Integer, nullable=False, default=1, server_default=text("1")
+    )
+    max_concurrency: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = created_at_column()

@@ -10,7 +10,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import func, inspect, select, text, update
+from sqlalchemy import inspect, select, text, update
 
 from devstack.stack import ROOT
 from shared.db import get_engine, transaction
@@ -60,9 +60,8 @@ def test_earlier_results_get_normalized_finish_reasons(
     command.downgrade(config, "0006")
     try:
         with transaction() as session:
-            job = session.get(Job, job_id)
-            assert job is not None
-            assert job.result == earlier
+            # Only the column 0007 changes: later revisions' columns are not there yet.
+            assert session.scalar(select(Job.result).where(Job.id == job_id)) == earlier
     finally:
         command.upgrade(config, "head")
 
@@ -89,12 +88,17 @@ def test_earlier_batches_get_a_status_and_a_window(
                     ),
                     {"b": batch_id, "u": user_id},
                 )
-        queued_job(user_id, batch_id=unfinished, custom_id="a")
-        done = queued_job(user_id, batch_id=finished, custom_id="a")
-        with transaction() as session:
-            session.execute(
-                update(Job).where(Job.id == done).values(status="succeeded", finished_at=func.now())
-            )
+            # Plain SQL: the model's later columns are not there yet.
+            for batch_id, status in ((unfinished, "queued"), (finished, "succeeded")):
+                session.execute(
+                    text(
+                        "INSERT INTO jobs (id, user_id, batch_id, custom_id, status, priority, "
+                        "model, fallbacks, request, metadata, input_tokens, output_tokens, "
+                        "cost_usd, deliveries, created_at) VALUES (:j, :u, :b, 'a', :s, 'normal', "
+                        "'gpt-4o-mini', '[]', '{}', '{}', 0, 0, 0, 0, now())"
+                    ),
+                    {"j": uuid.uuid4(), "u": user_id, "b": batch_id, "s": status},
+                )
     finally:
         command.upgrade(config, "head")
     with transaction() as session:
@@ -167,3 +171,36 @@ def test_earlier_batches_get_their_origin(
     assert rows[openai].origin == "openai"
     assert rows[native].cancel_requested_at is None
     assert rows[cancelled].cancel_requested_at == rows[cancelled].cancelled_at
+
+
+def test_jobs_in_flight_before_fair_dispatch_count_as_dispatched(
+    services: Services, make_account: Callable[[str], Account]
+) -> None:
+    """0011 takes a queued or running job of before it as dispatched (its message was published
+    at admission) and leaves a final one alone; users get weight 1 and no cap; its downgrade
+    drops the columns."""
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("sqlalchemy.url", services.database_url.replace("%", "%%"))
+    config.attributes["configure_logger"] = False
+    user_id = make_account("dispatch-migrated").user_id
+    waiting, done = queued_job(user_id), queued_job(user_id)
+    command.downgrade(config, "0010")
+    try:
+        columns = {c["name"] for c in inspect(get_engine()).get_columns("jobs")}
+        assert "dispatched_at" not in columns
+        with transaction() as session:
+            session.execute(
+                text("UPDATE jobs SET status = 'succeeded', finished_at = now() WHERE id = :j"),
+                {"j": done},
+            )
+    finally:
+        command.upgrade(config, "head")
+    with transaction() as session:
+        stamps = dict(
+            session.execute(select(Job.id, Job.dispatched_at).where(Job.user_id == user_id)).all()
+        )
+        user = session.execute(
+            text("SELECT weight, max_concurrency FROM users WHERE id = :u"), {"u": user_id}
+        ).one()
+    assert stamps[waiting] is not None and stamps[done] is None
+    assert (user.weight, user.max_concurrency) == (1, None)
