@@ -1,16 +1,16 @@
 """Admission: the one sequence that turns validated submissions (a job, or a batch of them) into
-committed, published jobs.
+committed jobs, dispatched at once when the broker's window has room.
 
 1. Screen in one Redis round trip (api/screening.py): queue depth, the key's rate limits, and
-   the outbox marks of the new jobs' ids (chosen here, before any row exists).
+   the window the live workers offer.
 2. One transaction: the INSERTs and the budget hold, the hold last before COMMIT
    (shared/repositories/budgets.py), so no lock is held longer than that statement and the
-   commit. A single job is one statement (the hold and the INSERT from it): BEGIN, that,
-   COMMIT. An Idempotency-Key repeat finds its first job through the unique index instead.
-3. Push the messages (the outbox order: the rows are durable before any worker hears of them).
-
-Whatever refuses or fails after step 1 drops the marks again (the sweeper would otherwise trust
-marks of jobs that never existed until they age out).
+   commit. A single job is one statement (the hold, the INSERT from it, and whether it is
+   dispatched now: shared/repositories/job_dispatch.py): BEGIN, that, COMMIT. An
+   Idempotency-Key repeat finds its first job through the unique index instead.
+3. Publish what was dispatched (the outbox order: the rows are durable before any worker hears
+   of them). A batch fills the window in fair order after its commit, in one statement; what
+   does not fit waits in PostgreSQL for the workers' dispatchers (worker/dispatcher.py).
 """
 
 from __future__ import annotations
@@ -27,12 +27,15 @@ from api import metrics, screening
 from api.auth import CallerKey
 from api.request_scope import db
 from shared import outbox
+from shared.backlog_gauge import add_to_backlog
 from shared.db import retry_if_stale
 from shared.errors import IdempotencyConflictError
 from shared.logging import get_logger
 from shared.models import Batch, BatchOrigin, Job
+from shared.redis_client import get_redis
 from shared.repositories.batches import create_batch
 from shared.repositories.budgets import refusal, reserve
+from shared.repositories.job_dispatch import dispatch_next
 from shared.repositories.jobs import find_by_idempotency_key, insert_held_job
 
 T = TypeVar("T")
@@ -71,30 +74,42 @@ class _Refused:
 def _admit(
     key: CallerKey,
     jobs: Sequence[NewJob],
-    write: Callable[[Session, Decimal], T | _Replay | _Refused],
-) -> T | _Replay:
-    """Screen, then `write(session, amount)`: the rows and the hold of `amount` in one
-    transaction, the hold last; commit and push, or roll back and drop the marks."""
-    ids = [job.id for job in jobs]
-    screening.screen(key, sum(job.tokens for job in jobs), ids)
+    write: Callable[[Session, Decimal, int], T | _Replay | _Refused],
+) -> tuple[T | _Replay, int]:
+    """Screen, then `write(session, amount, window)`: the rows and the hold of `amount` in one
+    transaction, the hold last; commit, or roll back. What was written, and the window."""
+    screened = screening.screen(key, sum(job.tokens for job in jobs))
     amount = sum((job.reserved_usd for job in jobs), Decimal(0))
     session = db()
     try:
-        written = retry_if_stale(session, lambda: write(session, amount))
+        written = retry_if_stale(session, lambda: write(session, amount, screened.window))
         if isinstance(written, _Replay):
             session.rollback()
-            _forget_marks(ids)
-            return written
+            return written, screened.window
         if isinstance(written, _Refused):
             session.rollback()
             raise refusal(session, key.user_id, amount)
         session.commit()
     except BaseException:
         session.rollback()
-        _forget_marks(ids)
         raise
-    outbox.push([(job.id, job.values["priority"]) for job in jobs])
-    return written
+    return written, screened.window
+
+
+def _fill_window(window: int, admitted: int) -> None:
+    """After a batch's commit: dispatch in fair order what the window has room for (this
+    batch's jobs or others'), and publish it. A failure leaves the jobs to the workers'
+    dispatchers: they are committed."""
+    session = db()
+    try:
+        dispatched = dispatch_next(session, window)
+        session.commit()
+    except Exception:
+        session.rollback()
+        log.warning("admission.dispatch_failed", exc_info=True)
+        dispatched = []
+    outbox.publish(dispatched)
+    add_to_backlog(get_redis(), admitted - len(dispatched))
 
 
 def _count_admitted(jobs: Sequence[NewJob], source: str) -> None:
@@ -102,23 +117,15 @@ def _count_admitted(jobs: Sequence[NewJob], source: str) -> None:
         metrics.jobs_admitted.labels(priority, source).inc(count)
 
 
-def _forget_marks(ids: list[str]) -> None:
-    try:
-        outbox.forget(ids)
-    except Exception:
-        # Redis is away too; unmatched marks age out (outbox.MARK_MAX_AGE_S).
-        log.warning("admission.unmark_failed", jobs=len(ids))
-
-
 def admit_job(key: CallerKey, job: NewJob, idempotency: Idempotency | None) -> tuple[Job, bool]:
     """The admitted job, and whether it is new (False: the first job of a repeated
     Idempotency-Key, returned as it is now). One statement writes the row and its hold."""
 
-    def write(session: Session, amount: Decimal) -> Job | _Replay | _Refused:
+    def write(session: Session, amount: Decimal, window: int) -> Job | _Replay | _Refused:
         values = {**job.values, "user_id": key.user_id}
         if idempotency is not None:
             values |= {"idempotency_key": idempotency.key, "request_hash": idempotency.request_hash}
-        inserted = insert_held_job(session, values, amount)
+        inserted = insert_held_job(session, values, amount, window)
         if inserted is not None:
             return inserted
         # No row: the key was used before (ON CONFLICT waited for that transaction), or the
@@ -136,9 +143,13 @@ def admit_job(key: CallerKey, job: NewJob, idempotency: Idempotency | None) -> t
             )
         return _Replay(earlier)
 
-    written = _admit(key, [job], write)
+    written, _ = _admit(key, [job], write)
     if isinstance(written, _Replay):
         return written.job, False
+    if written.dispatched_at is not None:
+        outbox.publish([(job.id, written.priority)])
+    else:
+        add_to_backlog(get_redis(), 1)
     _count_admitted([job], "job")
     log.info("job.accepted", job_id=job.id, user_id=str(key.user_id), model=written.model)
     return written, True
@@ -157,7 +168,7 @@ def admit_batch(
     compatible surface's view of it) in the same transaction, so neither is ever committed
     without the other."""
 
-    def write(session: Session, amount: Decimal) -> Batch | _Refused:
+    def write(session: Session, amount: Decimal, _: int) -> Batch | _Refused:
         batch = create_batch(
             session,
             user_id=key.user_id,
@@ -170,8 +181,9 @@ def admit_batch(
             also(session, batch)
         return batch if reserve(session, key.user_id, amount) else _Refused()
 
-    batch = _admit(key, jobs, write)
+    batch, window = _admit(key, jobs, write)
     assert isinstance(batch, Batch)
+    _fill_window(window, len(jobs))
     _count_admitted(jobs, "batch")
     log.info("batch.accepted", batch_id=str(batch.id), user_id=str(key.user_id), jobs=len(jobs))
     return batch

@@ -1,7 +1,7 @@
-"""The checks before any database work, in one Redis round trip: the job queues' depth, then
-the API key's request and estimated-token rate limits, and, when all pass, the outbox marks of
-the jobs about to be admitted (shared/outbox.py: a mark must precede its message, and the
-admission pushes the messages after its commit).
+"""The checks before any database work, in one Redis round trip: the queued jobs' number (the
+backlog gauge, shared/backlog_gauge.py, plus the messages waiting in the job queues), then the
+API key's request and estimated-token rate limits; and, when all pass, the live workers' slots,
+which size the broker's window the admission dispatches into (shared/dispatch_window.py).
 
 All state is in Redis, so every API process sees the same counts. The limits are sliding-window
 counters over one minute: the count of the current window plus the previous window's, weighted
@@ -14,31 +14,33 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from flask import Blueprint, Response, g
 
 from api.auth import CallerKey
-from shared import outbox
+from shared.backlog_gauge import BACKLOG_KEY
+from shared.dispatch_window import window_of
 from shared.errors import QueueFullError, RateLimitedError
 from shared.queueing import JOB_QUEUE_ORDER
 from shared.redis_client import get_redis
 from shared.settings import get_settings
+from shared.worker_heartbeats import HEARTBEATS_KEY, SLOTS_KEY
 
 # How long a client should wait after the queues were found full: a few seconds of draining.
 QUEUE_FULL_RETRY_AFTER_S = 10
 WINDOW_S = 60
 KEY_PREFIX = "promptq:ratelimit:"
 
-# KEYS: the job queues (3), the outbox's marks, the request counter prefix, the token counter
-# prefix. ARGV: max depth, window seconds, request limit, token limit, tokens, job ids...
-# Returns {admitted, depth, requests_ok, request_count, request_previous, tokens_ok,
-# token_count, token_previous, now} with counts as strings (Lua numbers would be truncated).
+# KEYS: the job queues (3), the backlog gauge, the workers' heartbeats and slots, the request
+# counter prefix, the token counter prefix. ARGV: max depth, window seconds, request limit,
+# token limit, tokens, the oldest live heartbeat. Returns {admitted, depth, requests_ok,
+# request_count, request_previous, tokens_ok, token_count, token_previous, now, live slots}
+# with counts as strings (Lua numbers would be truncated).
 _SCREEN = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local depth = 0
+local depth = math.max(0, tonumber(redis.call('GET', KEYS[4]) or '0'))
 for i = 1, 3 do depth = depth + redis.call('LLEN', KEYS[i]) end
 if depth >= tonumber(ARGV[1]) then return {0, depth} end
 local window = tonumber(ARGV[2])
@@ -54,22 +56,25 @@ local function hit(prefix, amount)
   redis.call('INCRBY', prefix .. current, amount)
   redis.call('EXPIRE', prefix .. current, window * 2)
 end
-local r_count, r_previous = counts(KEYS[5])
+local r_count, r_previous = counts(KEYS[7])
 local requests_ok = r_previous * weight + r_count + 1 <= tonumber(ARGV[3])
 if requests_ok then
-  hit(KEYS[5], 1)
+  hit(KEYS[7], 1)
   r_count = r_count + 1
 end
 local tokens = tonumber(ARGV[5])
-local t_count, t_previous = counts(KEYS[6])
+local t_count, t_previous = counts(KEYS[8])
 local tokens_ok = requests_ok and t_previous * weight + t_count + tokens <= tonumber(ARGV[4])
+local slots = 0
 if tokens_ok then
-  hit(KEYS[6], tokens)
+  hit(KEYS[8], tokens)
   t_count = t_count + tokens
-  for i = 6, #ARGV do redis.call('ZADD', KEYS[4], now, ARGV[i]) end
+  for _, name in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], ARGV[6], '+inf')) do
+    slots = slots + tonumber(redis.call('HGET', KEYS[6], name) or '0')
+  end
 end
 return {1, depth, requests_ok and 1 or 0, tostring(r_count), tostring(r_previous),
-        tokens_ok and 1 or 0, tostring(t_count), tostring(t_previous), tostring(now)}
+        tokens_ok and 1 or 0, tostring(t_count), tostring(t_previous), tostring(now), slots}
 """
 
 
@@ -100,6 +105,15 @@ class RateLimitState:
         return headers
 
 
+@dataclass(frozen=True)
+class Screened:
+    """What admission learns from the screening: the key's limits after this request, and the
+    broker's window (shared/dispatch_window.py) for the workers alive now."""
+
+    limits: RateLimitState
+    window: int
+
+
 def _window(limit: int, count: float, previous: float, now: float, cost: int) -> Window:
     """The limit after this request; `reset_at` is when a request costing `cost` would fit."""
     start = math.floor(now / WINDOW_S) * WINDOW_S
@@ -120,18 +134,32 @@ def _window(limit: int, count: float, previous: float, now: float, cost: int) ->
     return Window(limit=limit, remaining=remaining, reset_at=now + max(wait, 0.0))
 
 
-def screen(key: CallerKey, tokens: int, job_ids: Sequence[str]) -> RateLimitState:
+def screen(key: CallerKey, tokens: int) -> Screened:
     """Queue depth, then one request and `tokens` estimated tokens against the key's
-    per-minute limits; marks `job_ids` in the outbox when all pass. QueueFullError or
-    RateLimitedError (nothing marked) when one does not."""
+    per-minute limits, and the broker's window. QueueFullError or RateLimitedError when one
+    does not pass."""
     settings = get_settings()
     rpm = key.rpm_limit or settings.default_rpm_limit
     tpm = key.tpm_limit or settings.default_tpm_limit
     prefix = f"{KEY_PREFIX}{key.id}:"
     script = get_redis().register_script(_SCREEN)
     answer = script(
-        keys=[*JOB_QUEUE_ORDER, outbox.ENQUEUED_KEY, prefix + "rpm:", prefix + "tpm:"],
-        args=[settings.max_queue_depth, WINDOW_S, rpm, tpm, tokens, *job_ids],
+        keys=[
+            *JOB_QUEUE_ORDER,
+            BACKLOG_KEY,
+            HEARTBEATS_KEY,
+            SLOTS_KEY,
+            prefix + "rpm:",
+            prefix + "tpm:",
+        ],
+        args=[
+            settings.max_queue_depth,
+            WINDOW_S,
+            rpm,
+            tpm,
+            tokens,
+            time.time() - settings.ready_worker_heartbeat_s,
+        ],
     )
     if not answer[0]:
         depth, limit = int(answer[1]), settings.max_queue_depth
@@ -172,7 +200,7 @@ def screen(key: CallerKey, tokens: int, job_ids: Sequence[str]) -> RateLimitStat
             details={"limit_tokens_per_minute": tpm, "requested_tokens": tokens},
             retry_after_s=retry_after,
         )
-    return state
+    return Screened(limits=state, window=window_of(int(answer[9]), settings))
 
 
 def install_headers(bp: Blueprint) -> None:

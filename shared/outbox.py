@@ -1,137 +1,90 @@
-"""The outbox's bookkeeping: which queued jobs are known to have a message in the broker.
+"""The outbox: publishing committed work to the broker, and finding what was stamped as
+published but has no message there any more.
 
-The job row is committed before its message is published, so a crash in between, a failed
-publish or a Redis that lost its data can leave a queued job with no message. The sweeper finds
-those jobs from Postgres and publishes them again; this module tells it which ones to trust.
+A job or webhook message is committed, stamped `dispatched_at` (a job when fair dispatch takes
+it, shared/repositories/job_dispatch.py; a webhook message when it is due) and only then
+published, so a crash in between, a failed publish, a worker killed between fetching a message
+and claiming its job, or a Redis that lost its data can leave stamped work with no message. The
+sweeper (jobs) and the webhook dispatcher find it the same way: messages leave a list oldest
+first, so work stamped before the oldest message still waiting in its list (or before now,
+once that list is empty), by more than a margin, has no message, and is published again. A
+duplicate message costs nothing: a claim takes a job (or a delivery) once.
 
-Every publish first marks its jobs in a Redis sorted set, scored by Redis' own clock, and only
-then pushes the messages (admission marks new jobs in its screening round trip, before their
-rows are even written, and pushes after the commit). A worker unmarks a job when it receives
-the message. Marking first means an unmark can never run before its mark (a mark added after
-the worker's unmark would hide the job from the sweeper forever).
-
-A mark the sweeper still sees is trusted only while its message may still be waiting in the
-list. Messages leave a list oldest first, so a mark older than the mark of the oldest message
-still in its list (or any mark at all, once that list is empty) belongs to a message that was
-consumed without an unmark (a worker killed between fetching it and registering it) or was
-never pushed (a publish that failed after its mark). Either way the job is published again. A
-duplicate message costs nothing: a claim takes a job once, whatever number of messages it has.
-
-When Redis loses its data (a restart without persistence, a flush, a failover) the marks go
-with the messages; `broker_lost` notices that at once, so the sweeper and the webhook dispatcher
-republish without waiting out their grace periods.
-
-Webhook messages need no marks: a pending message carries the time by which it must have been
-started (next_attempt_at), and the dispatcher publishes it again when that passes.
+When Redis loses its data `broker_lost` notices at once, so both republish without waiting out
+their margins.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import time
 import uuid
 from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
 
 from shared.logging import get_logger
-from shared.queueing import JOB_QUEUES, WEBHOOK_QUEUE, publish_deliveries, publish_jobs
+from shared.queueing import JOB_QUEUES, publish_deliveries, publish_jobs
 from shared.redis_client import get_redis
+from shared.repositories.job_dispatch import dispatched_stamps
 
-ENQUEUED_KEY = "promptq:enqueued"
 EPOCH_KEY = "promptq:epoch:"
-# A publisher stalled between its mark and its push for longer than this may see its job
+# A publisher stalled between its stamp and its push for longer than this may see its job
 # published twice; that is all the margin guards.
 STALE_MARGIN_S = 5.0
-MARK_CHUNK = 1000
-# Marks left behind by unmarks that failed are dropped after this long (a message still waiting
-# then is published once more, which is harmless), so the set never grows without bound.
-MARK_MAX_AGE_S = 24 * 3600
 log = get_logger(__name__)
-
-_MARK = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-for i = 1, #ARGV do redis.call('ZADD', KEYS[1], now, ARGV[i]) end
-return 1
-"""
 
 
 def publish(jobs: Sequence[tuple[str, str]]) -> None:
-    """Mark, then publish, committed jobs given as (job_id, priority). A failure is logged, not
-    raised: the jobs are safe in Postgres and the sweeper publishes them later."""
-    if not jobs:
-        return
-    ids = [job_id for job_id, _ in jobs]
-    try:
-        mark = get_redis().register_script(_MARK)
-        for start in range(0, len(ids), MARK_CHUNK):
-            mark(keys=[ENQUEUED_KEY], args=ids[start : start + MARK_CHUNK])
-    except Exception:
-        log.exception("outbox.mark_failed", jobs=len(jobs))
-        return
-    push(jobs)
-
-
-def push(jobs: Sequence[tuple[str, str]]) -> None:
-    """Publish committed jobs already marked (admission marks them in its screening round
-    trip). A failure is logged, not raised, and leaves stale marks the sweeper recognises."""
+    """Publish committed, dispatched jobs given as (job_id, priority). A failure is logged, not
+    raised: the jobs are safe in PostgreSQL and the sweeper publishes them again."""
     if not jobs:
         return
     try:
         publish_jobs(jobs)
     except Exception:
         log.exception("outbox.publish_failed", jobs=len(jobs))
-        try:
-            forget([job_id for job_id, _ in jobs])
-        except Exception:
-            # Redis is away; the sweeper finds these stale marks by their age.
-            log.warning("outbox.unmark_failed", jobs=len(jobs))
 
 
-def forget(job_ids: Sequence[uuid.UUID | str]) -> None:
-    """These jobs have no live message (any more): the sweeper may publish them."""
-    if job_ids:
-        get_redis().zrem(ENQUEUED_KEY, *(str(j) for j in job_ids))
+def oldest_waiting(queue: str) -> str | None:
+    """The job or webhook message id of the oldest message still waiting in `queue`; None when
+    the queue is empty, "" when that message cannot be read."""
+    raw = get_redis().lindex(queue, -1)
+    if raw is None:
+        return None
+    return _first_arg_of(raw) or ""
 
 
-def unpublished(due: Sequence[tuple[uuid.UUID, str]]) -> list[tuple[uuid.UUID, str]]:
-    """Those of `due` (queued jobs as (id, priority)) that no message in the broker will bring
-    to a worker: unmarked, or marked before the oldest message still waiting at their priority.
-    """
-    if not due:
-        return []
-    redis = get_redis()
-    pipe = redis.pipeline(transaction=False)
-    pipe.time()
-    pipe.zremrangebyscore(ENQUEUED_KEY, "-inf", f"({time.time() - MARK_MAX_AGE_S}")
-    pipe.zmscore(ENQUEUED_KEY, [str(job_id) for job_id, _ in due])
-    for queue in JOB_QUEUES.values():
-        pipe.lindex(queue, -1)
-    now_parts, _, scores, *heads = pipe.execute()
-    now = now_parts[0] + now_parts[1] / 1_000_000
-    head_ids = {p: _first_arg_of(raw) for p, raw in zip(JOB_QUEUES, heads, strict=True)}
-    head_scores = dict(
-        zip(
-            head_ids,
-            redis.zmscore(ENQUEUED_KEY, [h or "-" for h in head_ids.values()]),
-            strict=True,
-        )
-    )
-    cutoffs: dict[str, float] = {}
-    for priority, raw in zip(JOB_QUEUES, heads, strict=True):
-        if raw is None:
-            cutoffs[priority] = now - STALE_MARGIN_S
-        elif head_scores[priority] is not None:
-            cutoffs[priority] = head_scores[priority] - STALE_MARGIN_S
-        else:
-            # The oldest message has no mark (a copy of a job already received): its age is
-            # unknown, so this sweep trusts every mark at this priority.
-            cutoffs[priority] = float("-inf")
-    return [
-        (job_id, priority)
-        for (job_id, priority), score in zip(due, scores, strict=True)
-        if score is None or score < cutoffs.get(priority, float("-inf"))
-    ]
+def oldest_waiting_jobs() -> dict[str, str | None]:
+    """Per priority class, oldest_waiting of its queue."""
+    return {priority: oldest_waiting(queue) for priority, queue in JOB_QUEUES.items()}
+
+
+def job_cutoffs(
+    session: Session,
+    heads: dict[str, str | None],
+    now: datetime,
+    grace_s: float,
+    lost: bool,
+) -> dict[str, datetime]:
+    """Per priority class, the time before which a dispatched job still queued has no message,
+    given the queues' oldest messages read before (`heads`, oldest_waiting_jobs): `now` after
+    Redis lost its data; otherwise `grace_s` before now, and, while messages wait in the class's
+    queue, before the oldest one's stamp too. A class whose oldest message is unreadable or a
+    copy (its job no longer queued) has no cutoff this time: the age of what waits behind it is
+    unknown."""
+    if lost:
+        return dict.fromkeys(JOB_QUEUES, now)
+    stamps = dispatched_stamps(session, [h for h in heads.values() if h])
+    latest = now - timedelta(seconds=grace_s)
+    cutoffs: dict[str, datetime] = {}
+    for priority, head in heads.items():
+        if head is None:
+            cutoffs[priority] = latest
+        elif head in stamps:
+            cutoffs[priority] = min(latest, stamps[head] - timedelta(seconds=STALE_MARGIN_S))
+    return cutoffs
 
 
 def broker_lost(name: str) -> bool:
@@ -150,15 +103,6 @@ def publish_webhooks(dispatches: Sequence[tuple[str, int]]) -> None:
         publish_deliveries(dispatches)
     except Exception:
         log.exception("outbox.webhook_publish_failed", messages=len(dispatches))
-
-
-def oldest_waiting_delivery() -> str | None:
-    """The webhook message id of the oldest delivery still waiting in the broker's queue; None
-    when the queue is empty, "" when that delivery cannot be read."""
-    raw = get_redis().lindex(WEBHOOK_QUEUE, -1)
-    if raw is None:
-        return None
-    return _first_arg_of(raw) or ""
 
 
 def _first_arg_of(raw: bytes | None) -> str | None:

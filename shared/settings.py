@@ -74,6 +74,15 @@ class Settings(BaseSettings):
     # far longer than the lease), and what a killed worker's jobs wait before another takes them.
     job_lease_s: int = Field(default=30, ge=5)
 
+    # Fair dispatch (shared/repositories/job_dispatch.py): PostgreSQL holds the backlog, and at
+    # most this many jobs per live worker slot are dispatched (published) and unfinished at once.
+    # 0 turns the window off: every job is published at admission, in arrival order, with no
+    # per-user caps (the design before fair dispatch, kept for comparison and as an escape hatch).
+    dispatch_window_per_slot: float = Field(default=2.0, ge=0)
+    # Each job worker's dispatcher fills the window when a job of its finishes, and at least
+    # this often.
+    dispatch_interval_s: float = Field(default=1.0, gt=0)
+
     max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
     # A batch of 10,000 jobs does not fit in the per-request limit above.
     max_batch_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
@@ -95,7 +104,9 @@ class Settings(BaseSettings):
     admin_api_key: str = ""
     default_rpm_limit: int = Field(default=600, ge=1)
     default_tpm_limit: int = Field(default=2_000_000, ge=1)
-    # Above this many messages waiting in the job queues, submissions get 503 + Retry-After.
+    # Above this many jobs waiting (in PostgreSQL's backlog and the broker), submissions get
+    # 503 + Retry-After. The backlog's count is refreshed every sweep and counts admissions
+    # since, so the ceiling is approximate by what a sweep interval dispatches.
     max_queue_depth: int = Field(default=100_000, ge=1)
     # Attempts a job may be billed for; its budget reservation covers this many worst cases.
     max_billed_attempts: int = Field(default=3, ge=1)
@@ -143,7 +154,8 @@ class Settings(BaseSettings):
     token_stream_check_s: float = Field(default=5.0, gt=0)
     token_stream_keepalive_s: float = Field(default=15.0, gt=0)
 
-    # Sweeper (Celery beat): republish queued jobs whose message went missing, and return jobs
+    # Sweeper (Celery beat): republish dispatched jobs whose message went missing (their stamp
+    # older than the grace and than the oldest message still waiting), and return jobs
     # whose worker's lease expired, up to max_deliveries, then fail them as worker_lost.
     sweep_interval_s: float = Field(default=10.0, gt=0)
     requeue_grace_s: float = Field(default=30.0, ge=0)

@@ -1,6 +1,7 @@
 """Job workers' heartbeats in Redis: one sorted set, each worker's hostname scored by the last
 time it said it was alive, beside a hash of its concurrency. /ready reads it to say whether any
-job worker runs; the slots are what a worker offers.
+job worker runs; the live workers' slots size the broker's window of dispatched jobs
+(shared/dispatch_window.py).
 
 Celery's own heartbeats travel as task events, which promptq leaves off by default (a tenth of a
 worker's CPU per job), so a worker's liveness is announced here instead.
@@ -40,3 +41,20 @@ def alive(client: redis.Redis, within_s: float) -> list[str]:
     """Hostnames of the job workers heard from within `within_s` seconds."""
     names = client.zrangebyscore(HEARTBEATS_KEY, time.time() - within_s, "+inf")
     return [n.decode() if isinstance(n, bytes) else n for n in names]
+
+
+# KEYS: the heartbeats set, the slots hash. ARGV: the oldest beat still alive (Unix time, the
+# workers' clock, as beat() scores them). Returns the live workers' slots.
+LIVE_SLOTS_LUA = """
+local slots = 0
+for _, name in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf')) do
+  slots = slots + tonumber(redis.call('HGET', KEYS[2], name) or '0')
+end
+return slots
+"""
+
+
+def live_slots(client: redis.Redis, within_s: float) -> int:
+    """The slots of the job workers heard from within `within_s` seconds."""
+    script = client.register_script(LIVE_SLOTS_LUA)
+    return int(script(keys=[HEARTBEATS_KEY, SLOTS_KEY], args=[time.time() - within_s]))

@@ -15,7 +15,6 @@ from celery import Celery
 from celery.signals import (
     celeryd_init,
     setup_logging,
-    task_received,
     worker_ready,
     worker_shutdown,
     worker_shutting_down,
@@ -27,7 +26,6 @@ from shared.queueing import (
     DISPATCH_WEBHOOKS_TASK,
     JOB_QUEUE_ORDER,
     MAINTENANCE_QUEUE,
-    RUN_JOB_TASK,
     SETTLE_BATCHES_TASK,
     SWEEP_TASK,
     WEBHOOK_QUEUE,
@@ -37,9 +35,9 @@ from shared.queueing import (
 from shared.settings import Settings, get_settings
 from worker import metrics
 from worker.broker_transport import TRANSPORT
+from worker.dispatcher import get_dispatcher
 from worker.heartbeat import Heartbeat
 from worker.lease_keeper import get_lease_keeper
-from worker.receipt_unmarks import get_receipt_unmarker
 
 log = get_logger(__name__)
 
@@ -140,7 +138,8 @@ _heartbeats: list[Heartbeat] = []
 
 @worker_ready.connect
 def _announce(sender: Any = None, **_: Any) -> None:
-    """Serve this process's /metrics, and, for a job worker, start its heartbeat (/ready)."""
+    """Serve this process's /metrics, and, for a job worker, start its heartbeat (/ready and
+    the broker's window) and its dispatcher."""
     settings = get_settings()
     metrics.serve(settings)
     consumed = set(sender.app.amqp.queues.consume_from) if sender is not None else set()
@@ -148,17 +147,7 @@ def _announce(sender: Any = None, **_: Any) -> None:
         heartbeat = Heartbeat(settings, sender.hostname, sender.controller.concurrency)
         heartbeat.start()
         _heartbeats.append(heartbeat)
-
-
-@task_received.connect
-def _unmark_received_job(request: Any = None, **_: Any) -> None:
-    """A message this worker took no longer waits in the broker. Unmarked, the job is
-    republished by the sweeper if it is still queued after the grace period, so a worker killed
-    between receiving a message and claiming its job does not leave that job waiting for the
-    broker's visibility timeout (an hour by default). A duplicate message is harmless. The
-    unmark is handed to a thread (worker/receipt_unmarks.py): this runs on the event loop."""
-    if request is not None and request.name == RUN_JOB_TASK and request.args:
-        get_receipt_unmarker().add(request.args[0])
+        get_dispatcher().start()
 
 
 @worker_shutting_down.connect
@@ -180,6 +169,7 @@ def _bound_the_shutdown(**_: Any) -> None:
 def _return_unfinished_jobs(**_: Any) -> None:
     for heartbeat in _heartbeats:
         heartbeat.stop()
+    get_dispatcher().stop()
     get_lease_keeper().release_all()
 
 

@@ -262,7 +262,7 @@ def requeue_job(
     session: Session, job_id: uuid.UUID, token: uuid.UUID, not_before: datetime | None
 ) -> bool:
     """Put a running job back in the queue (claimable again from `not_before`); False if the
-    lease was lost. The sweeper publishes it once it is due."""
+    lease was lost. Back in the backlog, it is dispatched again in its turn once due."""
     result = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.lease_token == token, Job.status == JobStatus.RUNNING)
@@ -272,6 +272,7 @@ def requeue_job(
             lease_expires_at=None,
             not_before=not_before,
             queued_at=func.now(),
+            dispatched_at=None,
         )
         .execution_options(synchronize_session=False)
     )
@@ -279,7 +280,7 @@ def requeue_job(
 
 
 def release_leases(session: Session, leases: Iterable[Lease]) -> int:
-    """Hand running jobs back to the queue at once (worker shutdown), rather than after their
+    """Hand running jobs back to the backlog at once (worker shutdown), rather than after their
     leases expire."""
     pairs = list(leases)
     if not pairs:
@@ -293,6 +294,7 @@ def release_leases(session: Session, leases: Iterable[Lease]) -> int:
             lease_expires_at=None,
             not_before=None,
             queued_at=func.now(),
+            dispatched_at=None,
         )
         .execution_options(synchronize_session=False)
     )

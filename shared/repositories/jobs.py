@@ -33,6 +33,7 @@ from shared.errors import JobNotCancellableError, NotFoundError
 from shared.models import Job, JobAttempt, JobStatus
 from shared.models.base import Money
 from shared.repositories.budgets import hold, release
+from shared.repositories.job_dispatch import admission_params, dispatched_at_admission
 
 # Job attribute name -> column (`meta` is the column `metadata`), and the attributes whose
 # default is a constant, worked out once rather than per admission.
@@ -44,20 +45,28 @@ _CONSTANT_DEFAULTS = [
 ]
 
 
-def insert_held_job(session: Session, values: dict[str, Any], amount: Decimal) -> Job | None:
+def insert_held_job(
+    session: Session, values: dict[str, Any], amount: Decimal, window: int | None = None
+) -> Job | None:
     """INSERT one queued job (Job attribute values; a new id unless one is given), holding its
     worst case `amount` against the user's budgets in the same statement (a data-modifying
     WITH: the hold, then the INSERT from its row), and return the row as written (a Job outside
-    the session: changing it changes nothing in the database). None when the hold
-    does not fit or the user already has a job with its Idempotency-Key; the caller tells the
-    two apart and rolls back, since the hold may have been made."""
+    the session: changing it changes nothing in the database). Given the broker's `window`, the
+    same statement dispatches the job when it may go at once (its `dispatched_at` is then set:
+    the caller publishes it after the commit); without, it waits in the backlog. None when the
+    hold does not fit or the user already has a job with its Idempotency-Key; the caller tells
+    the two apart and rolls back, since the hold may have been made."""
     row = {"id": uuid.uuid4(), **values, "status": JobStatus.QUEUED}
     # An INSERT from a SELECT gets no column defaults from SQLAlchemy: add the constant ones.
     for name, default in _CONSTANT_DEFAULTS:
         row.setdefault(name, default)
-    statement = _insert_statement(tuple(row), values.get("idempotency_key") is not None)
+    statement = _insert_statement(
+        tuple(row), values.get("idempotency_key") is not None, window is not None
+    )
     params = {f"v_{name}": value for name, value in row.items()}
     params.update(held_user_id=values["user_id"], held_amount=amount)
+    if window is not None:
+        params.update(admission_params(values["user_id"], row["priority"], window))
     written = session.connection().execute(statement, params).one_or_none()
     if written is None:
         return None
@@ -66,14 +75,19 @@ def insert_held_job(session: Session, values: dict[str, Any], amount: Decimal) -
 
 
 @functools.lru_cache(maxsize=32)
-def _insert_statement(names: tuple[str, ...], idempotent: bool) -> Insert:
+def _insert_statement(names: tuple[str, ...], idempotent: bool, dispatching: bool) -> Insert:
     """The admission INSERT for a job with these attributes set, built once per shape: building
     it per request was half of the API's CPU per accepted job."""
     held = hold(bindparam("held_user_id", type_=Uuid), bindparam("held_amount", type_=Money)).cte(
         "held"
     )
     columns = [_COLUMN_OF[name] for name in names]
-    bound = (bindparam(f"v_{n}", type_=_bind_type(c)) for n, c in zip(names, columns, strict=True))
+    bound: list[ColumnElement[Any]] = [
+        bindparam(f"v_{n}", type_=_bind_type(c)) for n, c in zip(names, columns, strict=True)
+    ]
+    if dispatching:
+        columns.append(_COLUMN_OF["dispatched_at"])
+        bound.append(dispatched_at_admission())
     chosen = select(*bound).select_from(held)
     # Core, not the ORM: its per-execution work for an INSERT returning an entity cost more
     # than the statement.

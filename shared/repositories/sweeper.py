@@ -1,4 +1,5 @@
-"""The sweeper's queries: jobs whose worker vanished, and queued jobs that may have no message."""
+"""The sweeper's queries for jobs whose worker vanished (for lost messages, see
+job_dispatch.redispatch_lost)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import ColumnElement, func, or_, select, text, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
 from shared.models import Job, JobStatus
@@ -44,7 +45,7 @@ def _release_expired(
 
 
 def expire_leases(session: Session, max_deliveries: int) -> ExpiredLeases:
-    """Running jobs whose lease ran out go back to the queue; those already delivered
+    """Running jobs whose lease ran out go back to the backlog; those already delivered
     `max_deliveries` times fail as worker_lost instead (no endless poison loop). Cancelled jobs
     whose worker vanished mid-call release their lease and reservation."""
     expired = (Job.status == JobStatus.RUNNING) & (Job.lease_expires_at < func.now())
@@ -74,23 +75,9 @@ def expire_leases(session: Session, max_deliveries: int) -> ExpiredLeases:
             lease_token=None,
             lease_expires_at=None,
             queued_at=func.now(),
+            dispatched_at=None,
         )
         .returning(Job.id)
         .execution_options(synchronize_session=False)
     ).all()
     return ExpiredLeases(requeued=list(requeued), failed=failed)
-
-
-def due_queued_jobs(session: Session, grace_s: float, limit: int) -> list[tuple[uuid.UUID, str]]:
-    """(id, priority) of queued jobs older than `grace_s` and claimable now, oldest first."""
-    rows = session.execute(
-        select(Job.id, Job.priority)
-        .where(
-            Job.status == JobStatus.QUEUED,
-            Job.queued_at < func.now() - text(f"interval '{float(grace_s)} seconds'"),
-            or_(Job.not_before.is_(None), Job.not_before <= func.now()),
-        )
-        .order_by(Job.queued_at)
-        .limit(limit)
-    ).all()
-    return [(row.id, row.priority) for row in rows]

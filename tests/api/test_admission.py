@@ -13,11 +13,17 @@ import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import update
 
+from shared.backlog_gauge import BACKLOG_KEY
+from shared.db import transaction
+from shared.models import Job
 from shared.queueing import JOB_QUEUE_ORDER
+from shared.repositories.job_dispatch import backlog_depth
 from shared.settings import get_settings
 from tests.api.job_helpers import VALID, auth, error_of, job_count, set_key_limits
 from tests.conftest import Account, Services
+from tests.support.workers import worker_alive
 
 
 @pytest.fixture
@@ -38,8 +44,9 @@ def _queued_messages(services: Services) -> int:
 def test_full_queues_refuse_with_503_and_retry_after(
     client: FlaskClient, alice: Account, clean: Services, queue_depth_limit: int
 ) -> None:
-    """Once the job queues hold MAX_QUEUE_DEPTH messages, a submission is 503 queue_full with
-    Retry-After and writes nothing; all priority queues count towards the depth."""
+    """Once MAX_QUEUE_DEPTH jobs wait (no worker is alive, so these wait in PostgreSQL's
+    backlog, counted by the gauge; a message in any priority queue counts too), a submission is
+    503 queue_full with Retry-After and writes nothing."""
     redis.Redis.from_url(clean.redis_url).lpush("jobs.low", "stale-message")
     for _ in range(queue_depth_limit - 1):
         assert client.post("/v1/jobs", json=VALID, headers=auth(alice)).status_code == 202
@@ -48,7 +55,27 @@ def test_full_queues_refuse_with_503_and_retry_after(
     assert int(response.headers["Retry-After"]) >= 1
     assert error["details"] == {"depth": queue_depth_limit, "limit": queue_depth_limit}
     assert job_count(alice) == queue_depth_limit - 1
-    assert _queued_messages(clean) == queue_depth_limit
+    assert _queued_messages(clean) == 1
+    assert redis.Redis.from_url(clean.redis_url).get(BACKLOG_KEY) == b"4"
+
+
+def test_a_job_is_dispatched_at_once_only_into_a_window_with_room(
+    client: FlaskClient, alice: Account, clean: Services
+) -> None:
+    """With no live worker the broker's window is empty: the job waits in PostgreSQL and no
+    message is published. With one worker of one slot, the window is two jobs: two messages,
+    and the third job waits."""
+    assert client.post("/v1/jobs", json=VALID, headers=auth(alice)).status_code == 202
+    assert _queued_messages(clean) == 0
+    with transaction() as session:
+        assert backlog_depth(session) == 1
+        session.execute(update(Job).values(status="cancelled"))
+    worker_alive(slots=1)
+    for _ in range(3):
+        assert client.post("/v1/jobs", json=VALID, headers=auth(alice)).status_code == 202
+    assert _queued_messages(clean) == 2
+    with transaction() as session:
+        assert backlog_depth(session) == 1
 
 
 def test_request_rate_limit_per_key_with_headers(
@@ -104,6 +131,7 @@ def test_idempotent_repeat_returns_the_first_job(
 ) -> None:
     """The same Idempotency-Key with the same body (in any key order) answers 200 with the first
     job and publishes nothing more; another user's identical key is their own."""
+    worker_alive(slots=4)
     headers = auth(alice, **{"Idempotency-Key": "order-77"})
     body = {"model": "gpt-4o-mini", "max_tokens": 9, "messages": VALID["messages"]}
     first = client.post("/v1/jobs", json=body, headers=headers)

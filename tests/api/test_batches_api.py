@@ -19,6 +19,7 @@ from sqlalchemy import func, select, update
 from shared.db import transaction
 from shared.models import Batch, Job, JobStatus
 from shared.repositories.batches import settle_finished
+from shared.repositories.job_dispatch import backlog_depth
 from shared.settings import get_settings
 from tests.api.job_helpers import (
     VALID,
@@ -33,6 +34,7 @@ from tests.api.job_helpers import (
 )
 from tests.conftest import Account, Services
 from tests.support.jobs import succeeded_result
+from tests.support.workers import worker_alive
 
 
 @pytest.fixture
@@ -74,7 +76,9 @@ def test_batch_is_admitted_queued_and_published(
     client: FlaskClient, alice: Account, clean: Services
 ) -> None:
     """A batch answers 202 in_progress with all jobs queued, each row carries batch_id, custom_id
-    and its reservation, and one message per job reaches its priority queue."""
+    and its reservation, and, the window having room, one message per job reaches its priority
+    queue."""
+    worker_alive(slots=2)
     body = _batch(3, priority="low")
     body["jobs"][0]["priority"] = "high"
     body["metadata"] = {"run": "nightly"}
@@ -241,15 +245,19 @@ def test_batch_is_one_budget_check_and_one_rate_limit_charge(
 def test_ten_thousand_jobs_admit_in_seconds_and_stream_back(
     client: FlaskClient, alice: Account, clean: Services
 ) -> None:
-    """A batch of 10,000 jobs is validated, inserted and published in well under a minute, and
-    its 10,000 results stream back as a streamed response."""
+    """A batch of 10,000 jobs is validated and inserted in well under a minute, the broker gets
+    only the window the live workers' slots make (two per slot), the rest waits in PostgreSQL,
+    and its 10,000 results stream back as a streamed response."""
+    worker_alive(slots=16)
     body = _batch(10_000, max_tokens=16)
     started = time.perf_counter()
     response = client.post("/v1/batches", json=body, headers=auth(alice))
     admitted_s = time.perf_counter() - started
     assert response.status_code == 202
     assert response.get_json()["counts"]["queued"] == 10_000
-    assert redis.Redis.from_url(clean.redis_url).llen("jobs.normal") == 10_000
+    assert redis.Redis.from_url(clean.redis_url).llen("jobs.normal") == 32
+    with transaction() as session:
+        assert backlog_depth(session) == 10_000 - 32
     print(f"\nadmitting a 10,000-job batch took {admitted_s:.2f} s")
     assert admitted_s < 60
 

@@ -18,6 +18,7 @@ from shared.models import Job
 from shared.redis_client import get_redis
 from tests.api.job_helpers import error_of
 from tests.conftest import Account, Services
+from tests.support.workers import worker_alive
 
 VALID: dict[str, Any] = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]}
 
@@ -48,7 +49,9 @@ def test_submit_returns_202_and_commits_a_queued_job(client: FlaskClient, alice:
 def test_submit_publishes_to_the_priority_queue(
     client: FlaskClient, alice: Account, clean: Services, priority: str
 ) -> None:
-    """The Celery message carrying the job id lands on jobs.<priority> in Redis."""
+    """With a worker alive (room in the broker's window), the Celery message carrying the job id
+    lands on jobs.<priority> in Redis."""
+    worker_alive(slots=1)
     response = client.post("/v1/jobs", json={**VALID, "priority": priority}, headers=_auth(alice))
     assert response.status_code == 202
     broker = redis.Redis.from_url(clean.redis_url)

@@ -1,5 +1,6 @@
-"""Users and jobs for the fault tests: over HTTP like a client, or inserted and published in bulk
-the way the API does it (commit, then publish through the outbox) when hundreds are needed."""
+"""Users and jobs for the fault tests: over HTTP like a client, or inserted in bulk when hundreds
+are needed: into the backlog, as a batch's jobs are, for the workers' dispatchers to publish, or
+stamped and published at once, as admission does when the broker's window has room."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import func, update
+
 from shared import outbox
 from shared.db import transaction
+from shared.models import Job
 from shared.repositories.api_keys import issue_key
 from shared.repositories.jobs import insert_held_job
 from shared.repositories.users import create_user
@@ -42,9 +46,10 @@ def submit(
 
 
 def insert_jobs(
-    account: Account, count: int, model: str, priority: str = "normal", publish: bool = True
+    account: Account, count: int, model: str, priority: str = "normal", published: bool = False
 ) -> list[str]:
-    """Commit `count` queued jobs in one transaction, then publish them in one batch."""
+    """Commit `count` queued jobs in one transaction, in the backlog; `published`: dispatched
+    in the same transaction and published in one batch after it."""
     with transaction() as session:
         jobs = [
             insert_held_job(
@@ -66,6 +71,12 @@ def insert_jobs(
             for n in range(count)
         ]
         ids = [str(job.id) for job in jobs]
-    if publish:
+        if published:
+            session.execute(
+                update(Job)
+                .where(Job.id.in_([job.id for job in jobs]))
+                .values(dispatched_at=func.now())
+            )
+    if published:
         outbox.publish([(job_id, priority) for job_id in ids])
     return ids

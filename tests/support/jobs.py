@@ -10,9 +10,12 @@ from shared.db import transaction
 from shared.repositories.jobs import insert_held_job
 
 
-def queued_job(user_id: str, held: Decimal = Decimal(0), **values: Any) -> uuid.UUID:
+def queued_job(
+    user_id: str, held: Decimal = Decimal(0), window: int | None = None, **values: Any
+) -> uuid.UUID:
     """A small gpt-4o-mini job holding `held` of the user's budgets (as its reservation too);
-    `values` adds or overrides Job attributes."""
+    `values` adds or overrides Job attributes. Given the broker's `window`, dispatched at once
+    when admission would (without, it waits in the backlog)."""
     with transaction() as session:
         job = insert_held_job(
             session,
@@ -27,6 +30,7 @@ def queued_job(user_id: str, held: Decimal = Decimal(0), **values: Any) -> uuid.
                 **values,
             },
             held,
+            window,
         )
     assert job is not None, "the hold did not fit"
     return job.id

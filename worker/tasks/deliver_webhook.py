@@ -9,7 +9,7 @@ import structlog
 from shared import outbox
 from shared.db import transaction
 from shared.logging import get_logger
-from shared.queueing import DELIVER_WEBHOOK_TASK, DISPATCH_WEBHOOKS_TASK
+from shared.queueing import DELIVER_WEBHOOK_TASK, DISPATCH_WEBHOOKS_TASK, WEBHOOK_QUEUE
 from shared.repositories.webhook_messages import (
     ClaimedAttempt,
     RetryPolicy,
@@ -81,7 +81,7 @@ def dispatch_webhooks() -> None:
     redispatch_s = 0 if outbox.broker_lost("webhooks") else settings.webhook_redispatch_s
     # Read before the messages, so a delivery pushed meanwhile cannot make an older one look
     # taken while it still waits.
-    oldest_waiting = outbox.oldest_waiting_delivery()
+    oldest_waiting = outbox.oldest_waiting(WEBHOOK_QUEUE)
     with transaction() as session:
         due = due_messages(
             session,

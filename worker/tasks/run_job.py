@@ -35,6 +35,7 @@ from shared.settings import Settings, get_settings
 from worker import metrics
 from worker.attempt import AttemptResult
 from worker.celery_app import app
+from worker.dispatcher import get_dispatcher
 from worker.final_announcements import get_final_announcer
 from worker.lease_keeper import get_lease_keeper
 from worker.pipeline import JobSpec, run_chain
@@ -108,7 +109,6 @@ def _claim(job_id: uuid.UUID, lease_s: int) -> Claim | None:
 def run_job(job_id: str) -> None:
     """Run one job to its final state. Idempotent: a redelivered message finds nothing to claim."""
     settings = get_settings()
-    # The job was unmarked when this message was received (celery_app._unmark_received_job).
     taken_at = time.monotonic()
     claim = through_outage(
         lambda: _claim(uuid.UUID(job_id), settings.job_lease_s),
@@ -169,6 +169,8 @@ def _run_claimed(claim: Claim, taken_at: float, settings: Settings) -> None:
             _finish(claim, outcome.final, _error(outcome), taken_at)
     finally:
         keeper.drop(claim.job_id, claim.lease_token)
+        # The job is final or back in the backlog: its place in the window is free.
+        get_dispatcher().wake()
         if tokens is not None:
             # After the job's state is written: a reader told the run ended reads the job.
             tokens.ended()

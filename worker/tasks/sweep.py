@@ -1,24 +1,29 @@
-"""sweep (Celery beat): return jobs whose worker vanished, and publish queued jobs that have no
-message (outbox recovery after a crash between commit and publish, a worker killed between
-fetching a message and registering it, or a Redis that lost its data; see shared/outbox.py).
-Republishing is safe: a claim takes a job once, whatever number of messages it has."""
+"""sweep (Celery beat): return jobs whose worker vanished to the backlog, publish again
+dispatched jobs that have no message (a crash between commit and publish, a worker killed
+between fetching a message and claiming its job, or a Redis that lost its data; see
+shared/outbox.py), and count the backlog for admission's queue-depth ceiling. Republishing is
+safe: a claim takes a job once, whatever number of messages it has."""
 
 from __future__ import annotations
 
 import contextlib
 
 from redis.exceptions import LockError
+from sqlalchemy import func, select
 
 from shared import job_announcements, outbox
-from shared.db import transaction
+from shared.backlog_gauge import set_backlog
+from shared.db import one_statement, transaction
 from shared.logging import get_logger
 from shared.queueing import SWEEP_TASK
 from shared.redis_client import get_redis
-from shared.repositories.sweeper import due_queued_jobs, expire_leases
+from shared.repositories.job_dispatch import backlog_depth, redispatch_lost
+from shared.repositories.sweeper import expire_leases
 from shared.repositories.webhook_messages import enqueue_job_events
 from shared.settings import get_settings
 from worker import metrics
 from worker.celery_app import app
+from worker.dispatcher import get_dispatcher
 
 log = get_logger(__name__)
 LOCK_KEY = "promptq:sweep-lock"
@@ -41,10 +46,20 @@ def sweep() -> None:
         # After Redis lost its data no queued job has a message: publish them all now rather
         # than after the grace period that shields jobs the API is publishing right now.
         lost = outbox.broker_lost("sweep")
+        # Read before the stamps, so a job dispatched meanwhile cannot make an older one look
+        # published while it has no message.
+        heads = outbox.oldest_waiting_jobs()
         with transaction() as session:
-            due = due_queued_jobs(session, 0 if lost else settings.requeue_grace_s, BATCH)
-        to_publish = outbox.unpublished(due)
-        outbox.publish([(str(job_id), priority) for job_id, priority in to_publish])
+            now = session.scalar(select(func.now()))
+            cutoffs = outbox.job_cutoffs(session, heads, now, settings.requeue_grace_s, lost)
+            to_publish = redispatch_lost(session, cutoffs, BATCH)
+        outbox.publish(to_publish)
+        with one_statement() as session:
+            depth = backlog_depth(session)
+        set_backlog(get_redis(), depth)
+        metrics.backlog_depth.set(depth)
+        if expired.requeued:
+            get_dispatcher().wake()
         metrics.sweeper_actions.labels("lease_expired_requeued").inc(len(expired.requeued))
         metrics.sweeper_actions.labels("failed_worker_lost").inc(len(expired.failed))
         metrics.sweeper_actions.labels("republished").inc(len(to_publish))

@@ -1,0 +1,225 @@
+"""Fair dispatch: which queued jobs get a message in the broker, and when.
+
+PostgreSQL holds the backlog (queued jobs with no `dispatched_at`); the broker holds a bounded
+window of it (shared/dispatch_window.py). A job is dispatched (stamped, then published) when it
+is next in fair order and the window has room:
+
+- priority classes are strict: high before normal before low;
+- within a class, users take turns weighted by `users.weight`: a user's next job's turn is
+  (its jobs in flight + its place in its own backlog) / weight, lowest first, so a user with no
+  job in flight goes ahead of one with many, and a weight of 3 gets three turns to another's one;
+- `users.max_concurrency` caps a user's jobs in flight (dispatched and not finished) across all
+  workers; a capped user's backlog waits while others' go ahead.
+
+A job that goes back to `queued` (a long Retry-After, a lease that expired, a shutdown) loses its
+stamp and waits its turn again. A stamped job still queued whose message was lost is published
+again by the sweeper (redispatch_lost), the same way webhook messages are.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    ColumnElement,
+    Integer,
+    String,
+    Uuid,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.orm import Session
+
+from shared.models import Job, JobStatus, Priority, User
+
+# Strict order of the classes.
+PRIORITY_ORDER: tuple[str, ...] = (Priority.HIGH.value, Priority.NORMAL.value, Priority.LOW.value)
+# One dispatcher at a time: a second one finding the lock taken leaves the window to it.
+_DISPATCH_LOCK = 0x70726F6D70747164  # "promptqd"
+
+_DISPATCH = text(
+    """
+WITH RECURSIVE
+gate AS MATERIALIZED (SELECT pg_try_advisory_xact_lock(:lock) AS held),
+in_flight AS MATERIALIZED (
+    SELECT user_id, count(*) AS n FROM jobs
+    WHERE dispatched_at IS NOT NULL AND status IN ('queued', 'running')
+    GROUP BY user_id
+),
+room AS MATERIALIZED (
+    SELECT greatest(0, :window - coalesce((SELECT sum(n) FROM in_flight), 0))::bigint AS n
+),
+waiting AS (
+    -- The (class, user) pairs with a backlog, one index probe each (a loose index scan).
+    (SELECT priority, user_id FROM jobs
+     WHERE status = 'queued' AND dispatched_at IS NULL
+     ORDER BY priority, user_id LIMIT 1)
+    UNION ALL
+    SELECT later.priority, later.user_id FROM waiting w CROSS JOIN LATERAL (
+        SELECT priority, user_id FROM jobs
+        WHERE status = 'queued' AND dispatched_at IS NULL
+          AND (priority, user_id) > (w.priority, w.user_id)
+        ORDER BY priority, user_id LIMIT 1
+    ) later
+),
+candidates AS (
+    SELECT next.id, w.user_id, next.queued_at,
+           array_position(CAST(:order AS text[]), w.priority::text) AS class,
+           (coalesce(f.n, 0) + next.place)::float8 / u.weight AS turn,
+           coalesce(u.max_concurrency - coalesce(f.n, 0), :window) AS allowance
+    FROM waiting w
+    JOIN users u ON u.id = w.user_id
+    LEFT JOIN in_flight f ON f.user_id = w.user_id
+    CROSS JOIN LATERAL (
+        SELECT j.id, j.queued_at, row_number() OVER (ORDER BY j.queued_at) AS place
+        FROM (
+            SELECT id, queued_at FROM jobs
+            WHERE status = 'queued' AND dispatched_at IS NULL
+              AND priority = w.priority AND user_id = w.user_id
+              AND (not_before IS NULL OR not_before <= now())
+            ORDER BY queued_at LIMIT (SELECT n FROM room)
+        ) j
+    ) next
+),
+chosen AS (
+    SELECT id FROM (
+        SELECT id, class, turn, queued_at, allowance,
+               row_number() OVER (PARTITION BY user_id ORDER BY class, turn) AS nth
+        FROM candidates
+    ) ranked
+    WHERE nth <= allowance AND (SELECT held FROM gate)
+    ORDER BY class, turn, queued_at
+    LIMIT (SELECT n FROM room)
+)
+UPDATE jobs SET dispatched_at = now()
+FROM chosen
+WHERE jobs.id = chosen.id AND jobs.status = 'queued' AND jobs.dispatched_at IS NULL
+RETURNING jobs.id, jobs.priority
+"""
+).bindparams(
+    bindparam("lock", type_=BigInteger),
+    bindparam("window", type_=Integer),
+    bindparam("order", value=list(PRIORITY_ORDER), type_=ARRAY(String)),
+)
+
+
+def dispatch_next(session: Session, window: int) -> list[tuple[str, str]]:
+    """Stamp the next jobs in fair order, as many as the window of `window` jobs in flight has
+    room for, and return them as (id, priority) to publish once committed. Nothing when another
+    dispatcher holds the turn (it fills the same window)."""
+    rows = session.execute(_DISPATCH, {"lock": _DISPATCH_LOCK, "window": window}).all()
+    return [(str(row.id), row.priority) for row in rows]
+
+
+def in_flight() -> ColumnElement[bool]:
+    """A job dispatched and not finished (ix_jobs_in_flight)."""
+    return Job.dispatched_at.is_not(None) & Job.status.in_((JobStatus.QUEUED, JobStatus.RUNNING))
+
+
+def dispatched_at_admission() -> ColumnElement[Any]:
+    """`dispatched_at` for a job being admitted (bound parameters dispatch_user, dispatch_ahead:
+    its class and the ones above it, dispatch_window): now when the window has room, no due job
+    of its class or a higher one waits in the backlog (a new job never passes a waiting one of
+    its own class: the dispatcher decides their order), and its user is under its cap;
+    otherwise NULL, and the dispatcher takes it in its turn."""
+    user = bindparam("dispatch_user", type_=Uuid)
+    window = bindparam("dispatch_window", type_=Integer)
+    ahead = bindparam("dispatch_ahead", type_=ARRAY(String))
+    backlog = Job.__table__.alias("backlog")
+    flying = Job.__table__.alias("flying")
+    in_flight_of = (flying.c.dispatched_at.is_not(None)) & flying.c.status.in_(
+        (JobStatus.QUEUED, JobStatus.RUNNING)
+    )
+    total = select(func.count()).select_from(flying).where(in_flight_of).scalar_subquery()
+    mine = (
+        select(func.count())
+        .select_from(flying)
+        .where(in_flight_of, flying.c.user_id == user)
+        .scalar_subquery()
+    )
+    cap = select(User.max_concurrency).where(User.id == user).scalar_subquery()
+    waiting = exists().where(
+        backlog.c.status == JobStatus.QUEUED,
+        backlog.c.dispatched_at.is_(None),
+        backlog.c.priority == func.any(ahead),
+        or_(backlog.c.not_before.is_(None), backlog.c.not_before <= func.now()),
+    )
+    room = and_(total < window, ~waiting, or_(cap.is_(None), mine < cap))
+    return case((room, func.now()), else_=None)
+
+
+def admission_params(user_id: uuid.UUID, priority: str, window: int) -> dict[str, object]:
+    """The bound values dispatched_at_admission() reads."""
+    place = PRIORITY_ORDER.index(priority)
+    return {
+        "dispatch_user": user_id,
+        "dispatch_window": window,
+        "dispatch_ahead": list(PRIORITY_ORDER[: place + 1]),
+    }
+
+
+def redispatch_lost(
+    session: Session, cutoffs: Mapping[str, datetime], limit: int
+) -> list[tuple[str, str]]:
+    """Stamp again queued jobs dispatched before their class's cutoff (their message is no longer
+    in the broker: consumed by a worker that died before its claim, never published, or lost
+    with Redis' data) and return them as (id, priority) to publish again. A duplicate message
+    costs nothing: a claim takes a job once."""
+    if not cutoffs:
+        return []
+    lost = (
+        select(Job.id)
+        .where(
+            Job.status == JobStatus.QUEUED,
+            Job.dispatched_at.is_not(None),
+            or_(*(and_(Job.priority == p, Job.dispatched_at < c) for p, c in cutoffs.items())),
+        )
+        .order_by(Job.dispatched_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    rows = session.execute(
+        update(Job)
+        .where(Job.id.in_(lost))
+        .values(dispatched_at=func.now())
+        .returning(Job.id, Job.priority)
+        .execution_options(synchronize_session=False)
+    ).all()
+    return [(str(row.id), row.priority) for row in rows]
+
+
+def dispatched_stamps(session: Session, job_ids: Sequence[str]) -> dict[str, datetime]:
+    """When each of these jobs, still queued, was last dispatched."""
+    ids = [uuid.UUID(j) for j in job_ids]
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(Job.id, Job.dispatched_at).where(
+            Job.id.in_(ids), Job.status == JobStatus.QUEUED, Job.dispatched_at.is_not(None)
+        )
+    ).all()
+    return {str(row.id): row.dispatched_at for row in rows}
+
+
+def backlog_depth(session: Session) -> int:
+    """Queued jobs not dispatched (ix_jobs_backlog)."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Job)
+            .where(Job.status == JobStatus.QUEUED, Job.dispatched_at.is_(None))
+        )
+        or 0
+    )
