@@ -27,6 +27,12 @@ from api.schemas.webhooks import (
 from shared import outbox
 from shared.errors import DeliveryInProgressError, NotFoundError, WebhookDisabledError
 from shared.models import MessageStatus, WebhookAttempt, WebhookEndpoint, WebhookMessage
+from shared.repositories.webhook_deliveries import (
+    attempts_by_message,
+    get_message,
+    list_deliveries,
+)
+from shared.repositories.webhook_dispatch import retry_now
 from shared.repositories.webhook_endpoints import (
     create_endpoint,
     delete_endpoint,
@@ -35,13 +41,7 @@ from shared.repositories.webhook_endpoints import (
     rotate_secret,
     update_endpoint,
 )
-from shared.repositories.webhook_messages import (
-    attempts_by_message,
-    enqueue_ping,
-    get_message,
-    list_deliveries,
-    retry_now,
-)
+from shared.repositories.webhook_messages import enqueue_ping
 from shared.settings import get_settings
 from shared.ssrf import TargetPolicy, check_target_url
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, case, exists, func, insert, literal, select, text, tuple_
+from sqlalchemy import Row, case, exists, func, insert, literal, select, tuple_
 from sqlalchemy.orm import Session
 
 from shared.errors import BatchNotCancellableError, NotFoundError
@@ -22,6 +22,7 @@ from shared.models import (
     Job,
     JobStatus,
 )
+from shared.repositories.intervals import seconds
 from shared.repositories.jobs import cancel_jobs
 from shared.repositories.webhook_messages import Dispatch, enqueue_batch_event, enqueue_job_events
 
@@ -49,7 +50,7 @@ def create_batch(
         total=len(jobs),
         meta=meta,
         origin=origin,
-        expires_at=func.now() + _seconds(window_s),
+        expires_at=func.now() + seconds(window_s),
     )
     session.add(batch)
     session.flush()
@@ -88,10 +89,6 @@ def create_refused_batch(
     session.flush()
     session.refresh(batch)
     return batch, enqueue_batch_event(session, batch, {}, base_url)
-
-
-def _seconds(value: float) -> Any:
-    return text(f"interval '{float(value)} seconds'")
 
 
 def get_batch_for_user(

@@ -20,7 +20,8 @@ from sqlalchemy import func, select, update
 from shared.db import transaction
 from shared.models import User, WebhookEndpoint, WebhookMessage
 from shared.queueing import WEBHOOK_QUEUE
-from shared.repositories.webhook_messages import claim_attempt, enqueue_ping
+from shared.repositories.webhook_delivery_leases import claim_attempt
+from shared.repositories.webhook_messages import enqueue_ping
 from tests.api.job_helpers import VALID, auth, error_of, job_count
 from tests.conftest import Account, Services
 from tests.support.dns_server import DnsServer

@@ -31,20 +31,17 @@ from shared.models import (
 )
 from shared.repositories.jobs import insert_held_job
 from shared.repositories.users import rotate_callback_secret
-from shared.repositories.webhook_endpoints import create_endpoint, rotate_secret
-from shared.repositories.webhook_messages import (
-    AttemptReport,
+from shared.repositories.webhook_attempt_results import AttemptReport, record_attempt_result
+from shared.repositories.webhook_delivery_leases import (
     ClaimedAttempt,
-    Dispatch,
-    RetryPolicy,
     claim_attempt,
-    due_messages,
-    enqueue_job_events,
-    enqueue_ping,
     expire_deliveries,
-    record_attempt_result,
 )
+from shared.repositories.webhook_dispatch import due_messages
+from shared.repositories.webhook_endpoints import create_endpoint, rotate_secret
+from shared.repositories.webhook_messages import Dispatch, enqueue_job_events, enqueue_ping
 from shared.settings import get_settings
+from shared.webhook_retry_policy import RetryPolicy
 from tests.conftest import Account
 from tests.support.jobs import succeeded_result
 from tests.support.recording_receiver import Receiver, verifies

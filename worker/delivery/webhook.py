@@ -11,7 +11,8 @@ from urllib.parse import urlsplit
 import httpcore2
 
 from shared.errors import UrlNotAllowedError
-from shared.repositories.webhook_messages import AttemptReport, ClaimedAttempt
+from shared.repositories.webhook_attempt_results import AttemptReport
+from shared.repositories.webhook_delivery_leases import ClaimedAttempt
 from shared.ssrf import TargetPolicy, UnresolvableHostError
 from shared.webhook_signature import sign_headers
 from worker.delivery.guarded_backend import GuardedBackend

@@ -10,16 +10,16 @@ from shared import outbox
 from shared.db import transaction
 from shared.logging import get_logger
 from shared.queueing import DELIVER_WEBHOOK_TASK, DISPATCH_WEBHOOKS_TASK, WEBHOOK_QUEUE
-from shared.repositories.webhook_messages import (
+from shared.repositories.webhook_attempt_results import record_attempt_result
+from shared.repositories.webhook_delivery_leases import (
     ClaimedAttempt,
-    RetryPolicy,
     claim_attempt,
-    due_messages,
     expire_deliveries,
-    record_attempt_result,
 )
+from shared.repositories.webhook_dispatch import due_messages
 from shared.settings import Settings, get_settings
 from shared.ssrf import TargetPolicy
+from shared.webhook_retry_policy import RetryPolicy
 from worker import metrics
 from worker.celery_app import app
 from worker.delivery.webhook import deliver
