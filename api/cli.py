@@ -1,4 +1,4 @@
-"""`promptq`: the admin command line (users, their budgets and their API keys)."""
+"""`promptq`: the admin command line (users, their budgets, fair share and API keys)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from api.request_scope import path_id
-from api.schemas.admin import BudgetUsd, UserCreate
+from api.schemas.admin import MAX_INT4, MAX_WEIGHT, BudgetUsd, UserCreate
 from api.schemas.keys import KeyCreate
 from promptq.cli import register_user_commands
 from shared.db import transaction
@@ -46,6 +46,18 @@ class BudgetParam(click.ParamType):
             return _budget.validate_python(str(value).strip())
         except pydantic.ValidationError as exc:
             self.fail(f"{value!r}: {exc.errors()[0]['msg']}", param, ctx)
+
+
+class CapParam(click.ParamType):
+    """A whole number of jobs, at least 1, or "none" for no cap."""
+
+    name = "N|none"
+    _count = click.IntRange(1, MAX_INT4)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and value.strip().lower() == CLEAR:
+            return None
+        return self._count.convert(value, param, ctx)
 
 
 def _shown_budget(budget: Decimal | None) -> str:
@@ -145,6 +157,42 @@ def users_set_budget(ctx: click.Context, name: str, daily: Any, monthly: Any) ->
     daily_out = _shown_budget(user.daily_budget_usd)
     monthly_out = _shown_budget(user.monthly_budget_usd)
     click.echo(f"{user.name}: daily {daily_out}, monthly {monthly_out}")
+
+
+@users.command("set-share")
+@click.argument("name")
+@click.option(
+    "--weight",
+    type=click.IntRange(1, MAX_WEIGHT),
+    help=f"Share of the worker slots within a priority class (1-{MAX_WEIGHT}; default 1).",
+)
+@click.option(
+    "--max-concurrency",
+    type=CapParam(),
+    help='At most N jobs dispatched or running at once, or "none" to clear the cap.',
+)
+@click.pass_context
+def users_set_share(
+    ctx: click.Context, name: str, weight: int | None, max_concurrency: int | None
+) -> None:
+    """Set the fair-share weight and/or the concurrency cap of user NAME."""
+    if not any(
+        ctx.get_parameter_source(option) == ParameterSource.COMMANDLINE
+        for option in ("weight", "max_concurrency")
+    ):
+        raise click.UsageError("Give --weight and/or --max-concurrency.")
+    try:
+        with transaction() as session:
+            user = get_user_by_name(session, name)
+            if weight is not None:
+                user.weight = weight
+            # Only an explicit option changes the cap: "none" clears it, leaving it out keeps it.
+            if ctx.get_parameter_source("max_concurrency") == ParameterSource.COMMANDLINE:
+                user.max_concurrency = max_concurrency
+    except PromptqError as exc:
+        raise _fail(exc) from None
+    cap = CLEAR if user.max_concurrency is None else user.max_concurrency
+    click.echo(f"{user.name}: weight {user.weight}, max concurrency {cap}")
 
 
 @main.group()

@@ -1,4 +1,4 @@
-"""The operator's admin API under /v1/admin: users, their budgets and their keys.
+"""The operator's admin API under /v1/admin: users, their budgets, fair share and keys.
 
 Every route needs the operator's ADMIN_API_KEY: api.auth.require_admin runs before each one."""
 
@@ -22,7 +22,13 @@ from api.schemas.admin import (
 from api.schemas.keys import KeyCreated, KeyList, KeyOut
 from shared.models import ApiKey, User
 from shared.repositories.api_keys import get_key, issue_key, list_keys, revoke_key, update_key
-from shared.repositories.users import create_user, get_user, list_users, set_budgets
+from shared.repositories.users import (
+    BUDGET_FIELDS,
+    create_user,
+    get_user,
+    list_users,
+    set_budgets,
+)
 
 bp = Blueprint("admin", __name__, url_prefix="/v1/admin")
 bp.before_request(require_admin)
@@ -86,18 +92,23 @@ def get_user_route(user_id: str) -> Response:
 
 @bp.patch("/users/<user_id>")
 @openapi.operation(
-    summary="Set a user's budgets",
+    summary="Set a user's budgets, weight and concurrency cap",
     request=UserUpdate,
     responses={200: UserOut},
     auth="admin",
     tags=TAGS,
 )
 def update_user_route(user_id: str) -> Response:
-    """A budget given as null is cleared (no ceiling); one left out is kept."""
+    """A budget or max_concurrency given as null is cleared (no ceiling, no cap); a field left
+    out is kept. weight cannot be null."""
     session = db()
     user = get_user(session, path_id(user_id, "user"))
-    body = parse_body(UserUpdate)
-    set_budgets(session, user, body.changes())
+    changes = parse_body(UserUpdate).changes()
+    set_budgets(session, user, {f: v for f, v in changes.items() if f in BUDGET_FIELDS})
+    # The rest, weight and max_concurrency, are plain columns UserUpdate has already bounded.
+    for field, value in changes.items():
+        if field not in BUDGET_FIELDS:
+            setattr(user, field, value)
     session.commit()
     return _user_json(user)
 

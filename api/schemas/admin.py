@@ -1,13 +1,14 @@
 """Request and response models of the operator's admin API, /v1/admin (pydantic): users, their
-budgets, and the limits of their keys (a key itself is answered as keys.py's KeyOut)."""
+budgets and fair share, and the limits of their keys (a key itself is answered as keys.py's
+KeyOut)."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from api.schemas.bases import PatchModel, RowModel, StrictModel
 from api.schemas.fields import NAME_PATTERN, FutureDatetime, Usd, UsdOut, json_int
@@ -25,6 +26,11 @@ BudgetUsd = Annotated[
     ),
 ]
 RateLimit = json_int(ge=1, le=MAX_INT4)
+# Shares are relative: a thousand steps are resolution enough, and the bound keeps a typo from
+# handing one user nearly every slot.
+MAX_WEIGHT = 1000
+Weight = json_int(ge=1, le=MAX_WEIGHT)
+MaxConcurrency = json_int(ge=1, le=MAX_INT4)
 
 
 class AdminKeyCreate(KeyCreate):
@@ -48,11 +54,30 @@ class UserCreate(StrictModel):
     monthly_budget_usd: BudgetUsd | None = None
 
 
+def _weight_default_undocumented(schema: dict[str, Any]) -> None:
+    schema["properties"]["weight"].pop("default", None)
+
+
 class UserUpdate(PatchModel):
-    """Body of PATCH /v1/admin/users/<id>."""
+    """Body of PATCH /v1/admin/users/<id>; every field but weight may be null (cleared)."""
+
+    # weight is not nullable: left out means kept, and null is refused as the wrong type. Its
+    # None default only marks "left out" (pydantic never validates a default), so the document
+    # leaves it out.
+    model_config = ConfigDict(json_schema_extra=_weight_default_undocumented)
 
     daily_budget_usd: BudgetUsd | None = None
     monthly_budget_usd: BudgetUsd | None = None
+    weight: Weight = Field(
+        default=None,
+        description="The user's share of the worker slots, against the other users with queued "
+        "jobs of the same priority; every user starts at 1.",
+    )
+    max_concurrency: MaxConcurrency | None = Field(
+        default=None,
+        description="At most this many of the user's jobs dispatched or running at once, across "
+        "all workers; null: no cap.",
+    )
 
 
 # Offset paging, for GET /v1/admin/users only: the other lists page by cursor (CursorQuery).
@@ -67,6 +92,10 @@ class UserOut(RowModel):
     name: str
     daily_budget_usd: UsdOut | None = Field(description="Dollars per UTC day; null: none.")
     monthly_budget_usd: UsdOut | None = Field(description="Dollars per month; null: none.")
+    weight: int = Field(description="Share of the worker slots within a priority class.")
+    max_concurrency: int | None = Field(
+        description="Cap on the user's dispatched, unfinished jobs; null: none."
+    )
     created_at: datetime
 
 

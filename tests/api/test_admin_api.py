@@ -171,6 +171,77 @@ def test_patch_budgets(client: FlaskClient, admin: dict[str, str]) -> None:
     error_of(client.patch(path, json={"name": "eve"}, headers=admin), 422, "validation_error")
 
 
+def test_patch_weight_and_max_concurrency(client: FlaskClient, admin: dict[str, str]) -> None:
+    """A new user has weight 1 and no cap; PATCH sets both, null clears the cap, and a field
+    left out (a budget, or the other of the two) is kept."""
+    user = _new_user(client, admin, daily_budget_usd="5")
+    assert (user["weight"], user["max_concurrency"]) == (1, None)
+    path = f"/v1/admin/users/{user['id']}"
+    changed = client.patch(path, json={"weight": 5, "max_concurrency": 3}, headers=admin)
+    assert changed.status_code == 200, changed.get_data(as_text=True)
+    assert (changed.get_json()["weight"], changed.get_json()["max_concurrency"]) == (5, 3)
+    assert client.get(path, headers=admin).get_json() == changed.get_json()
+    kept = client.patch(path, json={"weight": 1000}, headers=admin).get_json()
+    assert (kept["weight"], kept["max_concurrency"], kept["daily_budget_usd"]) == (1000, 3, "5")
+    cleared = client.patch(path, json={"max_concurrency": None}, headers=admin).get_json()
+    assert (cleared["weight"], cleared["max_concurrency"]) == (1000, None)
+    listed = client.get("/v1/admin/users", headers=admin).get_json()["data"]
+    assert listed == [cleared]
+
+
+BAD_SHARES: list[tuple[str, Any]] = [
+    ("weight 0", {"weight": 0}),
+    ("weight over 1000", {"weight": 1001}),
+    ("weight null", {"weight": None}),
+    ("weight string", {"weight": "5"}),
+    ("weight fraction", {"weight": 1.5}),
+    ("weight boolean", {"weight": True}),
+    ("max_concurrency 0", {"max_concurrency": 0}),
+    ("max_concurrency negative", {"max_concurrency": -1}),
+    ("max_concurrency string", {"max_concurrency": "3"}),
+    ("max_concurrency over int4", {"max_concurrency": 2**31}),
+]
+
+
+@pytest.mark.parametrize(("why", "body"), BAD_SHARES, ids=[b[0] for b in BAD_SHARES])
+def test_bad_weight_or_max_concurrency_is_422(
+    client: FlaskClient, admin: dict[str, str], why: str, body: dict[str, Any]
+) -> None:
+    """An out-of-range, null weight or a non-integer value answers 422 naming the field, and
+    changes nothing."""
+    user = _new_user(client, admin)
+    path = f"/v1/admin/users/{user['id']}"
+    error = error_of(client.patch(path, json=body, headers=admin), 422, "validation_error")
+    assert [problem["field"] for problem in error["details"]] == list(body)
+    assert client.get(path, headers=admin).get_json() == user
+
+
+def test_patch_share_of_unknown_user_is_404(client: FlaskClient, admin: dict[str, str]) -> None:
+    for user_id in (str(uuid.uuid4()), "not-a-uuid"):
+        response = client.patch(
+            f"/v1/admin/users/{user_id}", json={"weight": 2, "max_concurrency": 1}, headers=admin
+        )
+        error_of(response, 404, "not_found")
+
+
+def test_openapi_documents_weight_and_max_concurrency(client: FlaskClient) -> None:
+    """The PATCH body documents the bounds (weight never null, with no default to mislead); the
+    answer has both fields."""
+    schemas = client.get("/openapi.json").get_json()["components"]["schemas"]
+    update = schemas["UserUpdate"]["properties"]
+    assert {k: update["weight"][k] for k in ("type", "minimum", "maximum")} == {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 1000,
+    }
+    assert "default" not in update["weight"]
+    assert {"type": "integer", "minimum": 1, "maximum": 2**31 - 1} in update["max_concurrency"][
+        "anyOf"
+    ]
+    assert {"type": "null"} in update["max_concurrency"]["anyOf"]
+    assert {"weight", "max_concurrency"} <= set(schemas["UserOut"]["required"])
+
+
 def test_unknown_user_is_404(client: FlaskClient, admin: dict[str, str]) -> None:
     """Every per-user route answers 404 for an unknown or malformed user id."""
     for user_id in (str(uuid.uuid4()), "not-a-uuid"):

@@ -75,6 +75,24 @@ def test_set_budget(clean: Services) -> None:
         assert str(user.monthly_budget_usd) == "40.0000000001"
 
 
+def test_set_share(clean: Services) -> None:
+    """`users set-share` sets weight and cap and prints both, keeps an omitted one, and
+    `--max-concurrency none` clears the cap."""
+    _ok(clean, "users", "create", "alice")
+    assert _ok(clean, "users", "set-share", "alice", "--weight", "4", "--max-concurrency", "2") == (
+        "alice: weight 4, max concurrency 2"
+    )
+    assert _ok(clean, "users", "set-share", "alice", "--weight", "7") == (
+        "alice: weight 7, max concurrency 2"
+    )
+    assert _ok(clean, "users", "set-share", "alice", "--max-concurrency", "none") == (
+        "alice: weight 7, max concurrency none"
+    )
+    with transaction() as session:
+        user = session.scalars(select(User).where(User.name == "alice")).one()
+        assert (user.weight, user.max_concurrency) == (7, None)
+
+
 @pytest.mark.parametrize(
     ("args", "code", "says"),
     [
@@ -82,6 +100,12 @@ def test_set_budget(clean: Services) -> None:
         (["users", "set-budget", "alice", "--daily", "-1"], 2, "decimal dollars"),
         (["users", "set-budget", "alice", "--daily", "lots"], 2, "decimal"),
         (["users", "set-budget", "nobody", "--daily", "1"], 1, "No user named"),
+        (["users", "set-share", "alice"], 2, "--weight"),
+        (["users", "set-share", "alice", "--weight", "0"], 2, "--weight"),
+        (["users", "set-share", "alice", "--weight", "1001"], 2, "--weight"),
+        (["users", "set-share", "alice", "--max-concurrency", "0"], 2, "--max-concurrency"),
+        (["users", "set-share", "alice", "--max-concurrency", "many"], 2, "--max-concurrency"),
+        (["users", "set-share", "nobody", "--weight", "2"], 1, "No user named"),
         (["keys", "create", "alice", "--expires-in-days", "0"], 2, "--expires-in-days"),
         (["keys", "create", "alice", "--name", "two\nlines"], 2, "name: String should match"),
         (["users", "create", "tab\tname"], 2, "name: String should match"),
