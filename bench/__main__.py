@@ -28,7 +28,9 @@ from bench.scenarios import (
     accept,
     batch,
     completion,
+    deep_backlog,
     degraded,
+    fairness,
     idle,
     long_poll,
     priority,
@@ -50,6 +52,8 @@ SCENARIOS = (
     "degraded",
     "idle",
     "priority",
+    "fairness",
+    "deep_backlog",
 )
 # Users (each with one key) the accept scenarios spread their load over.
 ACCOUNTS = 8
@@ -143,6 +147,7 @@ def _sizes(args: argparse.Namespace):
             idle_runs=runs,
             priority_runs=runs,
             degraded_runs=runs,
+            fair_runs=runs,
         )
     if args.completion_jobs:
         sizes = dataclasses.replace(sizes, completion_jobs=args.completion_jobs)
@@ -177,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
                 "idle": lambda: idle.run(ctx),
                 "priority": lambda: priority.run(ctx),
                 "degraded": lambda: degraded.run(ctx),
+                "fairness": lambda: fairness.run(ctx),
+                "deep_backlog": lambda: deep_backlog.run(ctx),
             }
             for name in args.scenarios:
                 say(f"{name} ...")

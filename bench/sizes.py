@@ -34,6 +34,14 @@ class Sizes:
     degraded_waves: int
     degraded_runs: int
     counting_jobs: int
+    # Fair dispatch (bench/scenarios/fairness.py, deep_backlog.py).
+    fair_heavy_jobs: int
+    fair_light_jobs: int
+    fair_spread_s: float
+    fair_alone_jobs: int
+    fair_capped_jobs: int
+    fair_runs: int
+    deep_backlog_jobs: int
     # Jobs per completion run instead of waves, when set (--completion-jobs).
     completion_jobs: int | None = None
 
@@ -58,6 +66,13 @@ STANDARD = Sizes(
     degraded_waves=4,
     degraded_runs=3,
     counting_jobs=200,
+    fair_heavy_jobs=10_000,
+    fair_light_jobs=100,
+    fair_spread_s=20.0,
+    fair_alone_jobs=1_500,
+    fair_capped_jobs=150,
+    fair_runs=2,
+    deep_backlog_jobs=1_000_000,
 )
 
 QUICK = Sizes(
@@ -77,4 +92,11 @@ QUICK = Sizes(
     degraded_waves=2,
     degraded_runs=1,
     counting_jobs=50,
+    fair_heavy_jobs=2_000,
+    fair_light_jobs=40,
+    fair_spread_s=8.0,
+    fair_alone_jobs=600,
+    fair_capped_jobs=60,
+    fair_runs=1,
+    deep_backlog_jobs=100_000,
 )

@@ -181,12 +181,13 @@ class BenchStack:
     sim_url: str = ""
     bare_url: str = ""
     keys: list[str] = field(default_factory=list)
+    user_ids: list[str] = field(default_factory=list)
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
     postgres: psutil.Process | None = None
     redis: psutil.Process | None = None
     # promptq workers kept between scenarios of the same shape (a start costs seconds).
     running_workers: list[ManagedProcess] = field(default_factory=list)
-    running_shape: tuple[int, int] | None = None
+    running_shape: tuple[int, int, tuple[tuple[str, str], ...]] | None = None
 
     def start(self, accounts: int) -> None:
         self.database_url = fresh_database(self.services)
@@ -223,16 +224,18 @@ class BenchStack:
         self.stop_workers()
         stop_all(list(reversed(self.processes.values())))
 
-    def workers(self, count: int, concurrency: int) -> list[ManagedProcess]:
-        """Running promptq workers of this shape: the ones already up, or new ones."""
-        if self.running_shape != (count, concurrency) or not all(
-            w.alive() for w in self.running_workers
-        ):
+    def workers(
+        self, count: int, concurrency: int, env: dict[str, str] | None = None
+    ) -> list[ManagedProcess]:
+        """Running promptq workers of this shape (with `env` over the stack's): the ones
+        already up, or new ones."""
+        shape = (count, concurrency, tuple(sorted((env or {}).items())))
+        if self.running_shape != shape or not all(w.alive() for w in self.running_workers):
             self.stop_workers()
             self.running_workers = wait_ready(
-                start_workers(self.env, self.log_dir, count, concurrency)
+                start_workers({**self.env, **(env or {})}, self.log_dir, count, concurrency)
             )
-            self.running_shape = (count, concurrency)
+            self.running_shape = shape
         return self.running_workers
 
     def stop_workers(self) -> None:
@@ -256,10 +259,29 @@ class BenchStack:
             "/users",
             {"name": f"bench-{n}", "daily_budget_usd": "1000000", "monthly_budget_usd": "9000000"},
         )
+        self.user_ids.append(user["id"])
         key = self._admin(
             f"/users/{user['id']}/keys", {"rpm_limit": 1_000_000_000, "tpm_limit": 2_000_000_000}
         )
         return key["key"]
+
+    def set_share(self, n: int, **share: int | None) -> None:
+        """Set account `n`'s fair-share settings (weight, max_concurrency) through the admin API."""
+        response = requests.patch(
+            f"{self.api_url}/v1/admin/users/{self.user_ids[n]}",
+            json=share,
+            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+            timeout=30,
+        )
+        response.raise_for_status()
+
+    def sim_stats(self) -> dict[str, Any]:
+        response = requests.get(f"{self.sim_url}/sim/stats", timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def reset_sim_stats(self) -> None:
+        requests.post(f"{self.sim_url}/sim/reset", timeout=10).raise_for_status()
 
     def set_sim(self, latency_ms: float, *faults: dict[str, Any]) -> None:
         """Every model answers after `latency_ms`; `faults` are rules tried first."""

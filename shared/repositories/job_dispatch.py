@@ -104,8 +104,9 @@ chosen AS (
     LIMIT (SELECT n FROM room)
 )
 UPDATE jobs SET dispatched_at = now()
-FROM chosen
-WHERE jobs.id = chosen.id AND jobs.status = 'queued' AND jobs.dispatched_at IS NULL
+-- An array, so the few chosen rows are found by their ids, never by a scan of the backlog.
+WHERE jobs.id = ANY(ARRAY(SELECT id FROM chosen))
+  AND jobs.status = 'queued' AND jobs.dispatched_at IS NULL
 RETURNING jobs.id, jobs.priority
 """
 ).bindparams(
