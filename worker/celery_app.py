@@ -147,7 +147,7 @@ def _announce(sender: Any = None, **_: Any) -> None:
         heartbeat = Heartbeat(settings, sender.hostname, sender.controller.concurrency)
         heartbeat.start()
         _heartbeats.append(heartbeat)
-        get_dispatcher().start()
+        get_dispatcher().start(sender.controller.concurrency)
 
 
 @worker_shutting_down.connect

@@ -17,7 +17,7 @@ from functools import lru_cache
 from shared import outbox
 from shared.backlog_gauge import add_to_backlog
 from shared.db import one_statement
-from shared.dispatch_window import current_window
+from shared.dispatch_window import current_window, window_of
 from shared.logging import get_logger
 from shared.redis_client import get_redis
 from shared.repositories.job_dispatch import dispatch_next
@@ -30,11 +30,16 @@ log = get_logger(__name__)
 class Dispatcher:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
+        self._own_window = 0
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dispatcher", daemon=True)
 
-    def start(self) -> None:
+    def start(self, slots: int) -> None:
+        """Run for a worker of `slots` slots: whatever the heartbeats say, the window is at least
+        this worker's own (after Redis lost its data, until the next heartbeats, it is all
+        there is)."""
+        self._own_window = window_of(slots, self._settings)
         self._thread.start()
 
     def stop(self) -> None:
@@ -47,7 +52,7 @@ class Dispatcher:
 
     def dispatch_once(self) -> int:
         """Fill the window now; the number of jobs dispatched."""
-        window = current_window(get_redis(), self._settings)
+        window = max(self._own_window, current_window(get_redis(), self._settings))
         with one_statement() as session:
             dispatched = dispatch_next(session, window)
         outbox.publish(dispatched)

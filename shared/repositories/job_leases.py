@@ -87,6 +87,9 @@ def _claim_statement() -> Update:
             started_at=func.coalesce(jobs.c.started_at, func.now()),
             deliveries=jobs.c.deliveries + 1,
             not_before=None,
+            # A copy of a message can reach a job back in the backlog: running, it is in flight
+            # all the same (the window and the user's cap count it).
+            dispatched_at=func.coalesce(jobs.c.dispatched_at, func.now()),
         )
         .returning(
             jobs.c.id,
