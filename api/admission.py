@@ -29,13 +29,14 @@ from api.request_scope import db
 from shared import outbox
 from shared.backlog_gauge import add_to_backlog
 from shared.db import retry_if_stale
+from shared.dispatch_window import UNBOUNDED
 from shared.errors import IdempotencyConflictError
 from shared.logging import get_logger
 from shared.models import Batch, BatchOrigin, Job
 from shared.redis_client import get_redis
 from shared.repositories.batches import create_batch
 from shared.repositories.budgets import refusal, reserve
-from shared.repositories.job_dispatch import dispatch_next
+from shared.repositories.job_dispatch import dispatch_batch, dispatch_next
 from shared.repositories.jobs import find_by_idempotency_key, insert_held_job
 
 T = TypeVar("T")
@@ -96,13 +97,16 @@ def _admit(
     return written, screened.window
 
 
-def _fill_window(window: int, admitted: int) -> None:
+def _fill_window(window: int, batch: Batch, admitted: int) -> None:
     """After a batch's commit: dispatch in fair order what the window has room for (this
-    batch's jobs or others'), and publish it. A failure leaves the jobs to the workers'
-    dispatchers: they are committed."""
+    batch's jobs or others'), or, with the window off, the whole batch; and publish it. A
+    failure leaves the jobs to the workers' dispatchers: they are committed."""
     session = db()
     try:
-        dispatched = dispatch_next(session, window)
+        if window >= UNBOUNDED:
+            dispatched = dispatch_batch(session, batch.id)
+        else:
+            dispatched = dispatch_next(session, window)
         session.commit()
     except Exception:
         session.rollback()
@@ -183,7 +187,7 @@ def admit_batch(
 
     batch, window = _admit(key, jobs, write)
     assert isinstance(batch, Batch)
-    _fill_window(window, len(jobs))
+    _fill_window(window, batch, len(jobs))
     _count_admitted(jobs, "batch")
     log.info("batch.accepted", batch_id=str(batch.id), user_id=str(key.user_id), jobs=len(jobs))
     return batch

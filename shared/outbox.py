@@ -6,8 +6,8 @@ it, shared/repositories/job_dispatch.py; a webhook message when it is due) and o
 published, so a crash in between, a failed publish, a worker killed between fetching a message
 and claiming its job, or a Redis that lost its data can leave stamped work with no message. The
 sweeper (jobs) and the webhook dispatcher find it the same way: messages leave a list oldest
-first, so work stamped before the oldest message still waiting in its list (or before now,
-once that list is empty), by more than a margin, has no message, and is published again. A
+first, so work stamped more than a grace ago and, while messages wait in its list, more than a
+margin before the oldest of them, has no message, and is published again. A
 duplicate message costs nothing: a claim takes a job (or a delivery) once.
 
 When Redis loses its data `broker_lost` notices at once, so both republish without waiting out

@@ -76,8 +76,9 @@ class Settings(BaseSettings):
 
     # Fair dispatch (shared/repositories/job_dispatch.py): PostgreSQL holds the backlog, and at
     # most this many jobs per live worker slot are dispatched (published) and unfinished at once.
-    # 0 turns the window off: every job is published at admission, in arrival order, with no
-    # per-user caps (the design before fair dispatch, kept for comparison and as an escape hatch).
+    # 0 turns the window off: admission publishes every job at once, in arrival order (the design
+    # before fair dispatch, kept for comparison and as an escape hatch); turns and caps then apply
+    # only to jobs that come back to the backlog.
     dispatch_window_per_slot: float = Field(default=2.0, ge=0)
     # Each job worker's dispatcher fills the window when a job of its finishes, and at least
     # this often.

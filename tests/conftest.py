@@ -137,6 +137,15 @@ class Account:
 
 
 @pytest.fixture
+def worker_is_alive(clean: Services) -> None:
+    """A job worker's heartbeat of 100 slots, without the worker: the API dispatches what it
+    admits into the broker's window (and a claim may take it), as with workers running."""
+    from tests.support.workers import worker_alive
+
+    worker_alive(slots=100)
+
+
+@pytest.fixture
 def make_account(clean: Services) -> Callable[[str], Account]:
     """Create a user with one API key, through the same repositories the CLI uses."""
     from shared.db import transaction

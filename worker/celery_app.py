@@ -153,7 +153,9 @@ def _announce(sender: Any = None, **_: Any) -> None:
 @worker_shutting_down.connect
 def _bound_the_shutdown(**_: Any) -> None:
     """SIGTERM: running calls get `shutdown_grace_s` to finish; then their jobs go back to the
-    queue and the process exits, rather than waiting on a slow provider indefinitely."""
+    queue and the process exits, rather than waiting on a slow provider indefinitely. The
+    worker takes no more messages, so it stops dispatching and its slots leave the window."""
+    _stop_offering_slots()
 
     def give_up() -> None:
         get_lease_keeper().release_all()
@@ -165,11 +167,15 @@ def _bound_the_shutdown(**_: Any) -> None:
     timer.start()
 
 
+def _stop_offering_slots() -> None:
+    while _heartbeats:
+        _heartbeats.pop().stop()
+    get_dispatcher().stop()
+
+
 @worker_shutdown.connect
 def _return_unfinished_jobs(**_: Any) -> None:
-    for heartbeat in _heartbeats:
-        heartbeat.stop()
-    get_dispatcher().stop()
+    _stop_offering_slots()
     get_lease_keeper().release_all()
 
 

@@ -16,7 +16,7 @@ from functools import lru_cache
 
 from shared import outbox
 from shared.backlog_gauge import add_to_backlog
-from shared.db import one_statement
+from shared.db import transaction
 from shared.dispatch_window import current_window, window_of
 from shared.logging import get_logger
 from shared.redis_client import get_redis
@@ -53,7 +53,7 @@ class Dispatcher:
     def dispatch_once(self) -> int:
         """Fill the window now; the number of jobs dispatched."""
         window = max(self._own_window, current_window(get_redis(), self._settings))
-        with one_statement() as session:
+        with transaction() as session:
             dispatched = dispatch_next(session, window)
         outbox.publish(dispatched)
         add_to_backlog(get_redis(), -len(dispatched))

@@ -17,14 +17,22 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 _BACKLOG = "status = 'queued' AND dispatched_at IS NULL"
-_IN_FLIGHT = "dispatched_at IS NOT NULL AND status IN ('queued', 'running')"
+_IN_FLIGHT = (
+    "dispatched_at IS NOT NULL AND (status IN ('queued', 'running') "
+    "OR (status = 'cancelled' AND lease_token IS NOT NULL))"
+)
 
 
 def upgrade() -> None:
     op.add_column("jobs", sa.Column("dispatched_at", sa.DateTime(timezone=True), nullable=True))
-    # Jobs queued before this revision had their messages published at admission: they are in
-    # flight, and the sweeper publishes again any whose message was lost.
-    op.execute("UPDATE jobs SET dispatched_at = queued_at WHERE status IN ('queued', 'running')")
+    # Jobs queued or running before this revision had their messages published at admission:
+    # they are in flight, and the sweeper publishes again any whose message was lost. A job
+    # waiting out a Retry-After had no message: it stays in the backlog, dispatched once due.
+    op.execute(
+        "UPDATE jobs SET dispatched_at = queued_at WHERE status = 'running' "
+        "OR (status = 'queued' AND (not_before IS NULL OR not_before <= now())) "
+        "OR (status = 'cancelled' AND lease_token IS NOT NULL)"
+    )
     op.add_column(
         "users", sa.Column("weight", sa.Integer(), server_default=sa.text("1"), nullable=False)
     )

@@ -55,7 +55,6 @@ class Job(Base):
         CheckConstraint(f"priority IN ({_in(Priority)})", name="priority"),
         Index("ix_jobs_user_id_created_at", "user_id", "created_at"),
         Index("ix_jobs_status", "status"),
-        # The sweeper's scans: queued jobs by age, running jobs by lease expiry.
         # The backlog the dispatcher reads in fair order: per class, per user, oldest first.
         Index(
             "ix_jobs_backlog",
@@ -64,12 +63,16 @@ class Job(Base):
             "queued_at",
             postgresql_where=text("status = 'queued' AND dispatched_at IS NULL"),
         ),
-        # Dispatched and unfinished: the broker window's contents, counted per user.
+        # In flight (job_dispatch.IN_FLIGHT_SQL): the broker window's contents, per user.
         Index(
             "ix_jobs_in_flight",
             "user_id",
-            postgresql_where=text("dispatched_at IS NOT NULL AND status IN ('queued', 'running')"),
+            postgresql_where=text(
+                "dispatched_at IS NOT NULL AND (status IN ('queued', 'running') "
+                "OR (status = 'cancelled' AND lease_token IS NOT NULL))"
+            ),
         ),
+        # The sweeper's scan: running jobs by lease expiry.
         Index(
             "ix_jobs_lease_expires_at",
             "lease_expires_at",
@@ -136,8 +139,9 @@ class Job(Base):
     queued_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now()
     )
-    # When its message was last published (shared/dispatch): NULL while the job waits in the
-    # backlog; set again when a lost message is published anew.
+    # When it was last dispatched (shared/repositories/job_dispatch.py), stamped just before its
+    # message is published: NULL while the job waits in the backlog; stamped again when a lost
+    # message is published anew.
     dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # A job put back after a long Retry-After is not claimable before this time.
     not_before: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

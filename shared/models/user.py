@@ -36,8 +36,9 @@ class User(Base):
     callback_previous_secret_expires_at: Mapped[datetime | None] = mapped_column(
         DateTime(timezone=True)
     )
-    # Fair share (shared/dispatch): a user's share of the worker slots within a priority class
-    # is proportional to its weight; max_concurrency caps its dispatched, unfinished jobs.
+    # Fair share (shared/repositories/job_dispatch.py): a user's share of the worker slots
+    # within a priority class is proportional to its weight; max_concurrency caps its jobs in
+    # flight.
     weight: Mapped[int] = mapped_column(
         Integer, nullable=False, default=1, server_default=text("1")
     )

@@ -2,7 +2,9 @@
 
 PostgreSQL holds the backlog (queued jobs with no `dispatched_at`); the broker holds a bounded
 window of it (shared/dispatch_window.py). A job is dispatched (stamped, then published) when it
-is next in fair order and the window has room:
+is next in fair order and the window has room for its class: fewer jobs than the window are in
+flight at its class or above it, so lower classes never keep a higher one waiting, and the
+broker holds at most a window per class:
 
 - priority classes are strict: high before normal before low;
 - within a class, users take turns weighted by `users.weight`: a user's next job's turn is
@@ -25,7 +27,6 @@ from typing import Any
 
 from sqlalchemy import (
     ARRAY,
-    BigInteger,
     ColumnElement,
     Integer,
     String,
@@ -47,24 +48,36 @@ from shared.models import Job, JobStatus, Priority, User
 # Strict order of the classes.
 PRIORITY_ORDER: tuple[str, ...] = (Priority.HIGH.value, Priority.NORMAL.value, Priority.LOW.value)
 # One dispatcher at a time: a second one finding the lock taken leaves the window to it.
-_DISPATCH_LOCK = 0x70726F6D70747164  # "promptqd"
+DISPATCH_LOCK = 0x70726F6D70747164  # "promptqd"
+# In flight: dispatched and not finished, a cancelled job included while its worker still holds
+# the lease (its call goes on until the worker notices). The partial index ix_jobs_in_flight
+# has exactly this predicate, so every query that counts in flight spells it the same.
+IN_FLIGHT_SQL = (
+    "dispatched_at IS NOT NULL AND (status IN ('queued', 'running') "
+    "OR (status = 'cancelled' AND lease_token IS NOT NULL))"
+)
 
 _DISPATCH = text(
-    """
+    f"""
 WITH RECURSIVE
-gate AS MATERIALIZED (SELECT pg_try_advisory_xact_lock(:lock) AS held),
 in_flight AS MATERIALIZED (
-    SELECT user_id, count(*) AS n FROM jobs
-    WHERE dispatched_at IS NOT NULL AND status IN ('queued', 'running')
-    GROUP BY user_id
+    SELECT user_id, priority, count(*) AS n FROM jobs WHERE {IN_FLIGHT_SQL}
+    GROUP BY user_id, priority
 ),
+per_user AS MATERIALIZED (SELECT user_id, sum(n) AS n FROM in_flight GROUP BY user_id),
+-- Per class: the window less what is in flight at this class or above it.
 room AS MATERIALIZED (
-    SELECT greatest(0, :window - coalesce((SELECT sum(n) FROM in_flight), 0))::bigint AS n
+    SELECT c.priority, c.class,
+           greatest(0, :window - coalesce((
+               SELECT sum(f.n) FROM in_flight f
+               WHERE array_position(CAST(:order AS text[]), f.priority::text) <= c.class
+           ), 0))::bigint AS n
+    FROM unnest(CAST(:order AS text[])) WITH ORDINALITY AS c(priority, class)
 ),
 waiting AS (
     -- The (class, user) pairs with a backlog, one index probe each (a loose index scan).
     (SELECT priority, user_id FROM jobs
-     WHERE status = 'queued' AND dispatched_at IS NULL
+     WHERE status = 'queued' AND dispatched_at IS NULL AND (SELECT max(n) FROM room) > 0
      ORDER BY priority, user_id LIMIT 1)
     UNION ALL
     SELECT later.priority, later.user_id FROM waiting w CROSS JOIN LATERAL (
@@ -75,13 +88,13 @@ waiting AS (
     ) later
 ),
 candidates AS (
-    SELECT next.id, w.user_id, next.queued_at,
-           array_position(CAST(:order AS text[]), w.priority::text) AS class,
+    SELECT next.id, w.user_id, next.queued_at, r.class,
            (coalesce(f.n, 0) + next.place)::float8 / u.weight AS turn,
            coalesce(u.max_concurrency - coalesce(f.n, 0), :window) AS allowance
     FROM waiting w
+    JOIN room r ON r.priority = w.priority
     JOIN users u ON u.id = w.user_id
-    LEFT JOIN in_flight f ON f.user_id = w.user_id
+    LEFT JOIN per_user f ON f.user_id = w.user_id
     CROSS JOIN LATERAL (
         SELECT j.id, j.queued_at, row_number() OVER (ORDER BY j.queued_at) AS place
         FROM (
@@ -89,19 +102,25 @@ candidates AS (
             WHERE status = 'queued' AND dispatched_at IS NULL
               AND priority = w.priority AND user_id = w.user_id
               AND (not_before IS NULL OR not_before <= now())
-            ORDER BY queued_at LIMIT (SELECT n FROM room)
+            ORDER BY queued_at LIMIT r.n
         ) j
     ) next
 ),
-chosen AS (
-    SELECT id FROM (
-        SELECT id, class, turn, queued_at, allowance,
-               row_number() OVER (PARTITION BY user_id ORDER BY class, turn) AS nth
+allowed AS (
+    SELECT id, class, turn, queued_at FROM (
+        SELECT *, row_number() OVER (PARTITION BY user_id ORDER BY class, turn) AS nth
         FROM candidates
     ) ranked
-    WHERE nth <= allowance AND (SELECT held FROM gate)
-    ORDER BY class, turn, queued_at
-    LIMIT (SELECT n FROM room)
+    WHERE nth <= allowance
+),
+chosen AS (
+    -- In fair order, each job fits if it and those before it fit in its class's room (a
+    -- higher class's jobs take room from the lower ones, never the other way).
+    SELECT a.id FROM (
+        SELECT id, class, row_number() OVER (ORDER BY class, turn, queued_at) AS k FROM allowed
+    ) a
+    JOIN room r ON r.class = a.class
+    WHERE a.k <= r.n
 )
 UPDATE jobs SET dispatched_at = now()
 -- An array, so the few chosen rows are found by their ids, never by a scan of the backlog.
@@ -110,7 +129,6 @@ WHERE jobs.id = ANY(ARRAY(SELECT id FROM chosen))
 RETURNING jobs.id, jobs.priority
 """
 ).bindparams(
-    bindparam("lock", type_=BigInteger),
     bindparam("window", type_=Integer),
     bindparam("order", value=list(PRIORITY_ORDER), type_=ARRAY(String)),
 )
@@ -119,35 +137,42 @@ RETURNING jobs.id, jobs.priority
 def dispatch_next(session: Session, window: int) -> list[tuple[str, str]]:
     """Stamp the next jobs in fair order, as many as the window of `window` jobs in flight has
     room for, and return them as (id, priority) to publish once committed. Nothing when another
-    dispatcher holds the turn (it fills the same window)."""
-    rows = session.execute(_DISPATCH, {"lock": _DISPATCH_LOCK, "window": window}).all()
+    dispatcher holds the turn (it fills the same window). `session` must be in a transaction:
+    the turn is its advisory lock, taken in a statement of its own so the dispatch's snapshot
+    sees what the previous holder committed."""
+    if not session.scalar(select(func.pg_try_advisory_xact_lock(DISPATCH_LOCK))):
+        return []
+    rows = session.execute(_DISPATCH, {"window": window}).all()
     return [(str(row.id), row.priority) for row in rows]
 
 
-def in_flight() -> ColumnElement[bool]:
-    """A job dispatched and not finished (ix_jobs_in_flight)."""
-    return Job.dispatched_at.is_not(None) & Job.status.in_((JobStatus.QUEUED, JobStatus.RUNNING))
+def in_flight(jobs: Any = None) -> ColumnElement[bool]:
+    """A job in flight (IN_FLIGHT_SQL), of `jobs` (the jobs table or an alias of it)."""
+    table = Job.__table__ if jobs is None else jobs
+    return table.c.dispatched_at.is_not(None) & (
+        table.c.status.in_((JobStatus.QUEUED, JobStatus.RUNNING))
+        | ((table.c.status == JobStatus.CANCELLED) & table.c.lease_token.is_not(None))
+    )
 
 
 def dispatched_at_admission() -> ColumnElement[Any]:
     """`dispatched_at` for a job being admitted (bound parameters dispatch_user, dispatch_ahead:
     its class and the ones above it, dispatch_window): now when the window has room, no due job
     of its class or a higher one waits in the backlog (a new job never passes a waiting one of
-    its own class: the dispatcher decides their order), and its user is under its cap;
-    otherwise NULL, and the dispatcher takes it in its turn."""
+    its own class: the dispatcher decides their order), and its user has no cap (concurrent
+    admissions cannot see each other's jobs, so only the dispatcher, one at a time, may fill a
+    capped user's places); otherwise NULL, and the dispatcher takes it in its turn."""
     user = bindparam("dispatch_user", type_=Uuid)
     window = bindparam("dispatch_window", type_=Integer)
     ahead = bindparam("dispatch_ahead", type_=ARRAY(String))
     backlog = Job.__table__.alias("backlog")
     flying = Job.__table__.alias("flying")
-    in_flight_of = (flying.c.dispatched_at.is_not(None)) & flying.c.status.in_(
-        (JobStatus.QUEUED, JobStatus.RUNNING)
-    )
-    total = select(func.count()).select_from(flying).where(in_flight_of).scalar_subquery()
-    mine = (
+    # A class's room: the window less what is in flight at its class or above (a high job never
+    # waits for a window full of lower ones).
+    total = (
         select(func.count())
         .select_from(flying)
-        .where(in_flight_of, flying.c.user_id == user)
+        .where(in_flight(flying), flying.c.priority == func.any(ahead))
         .scalar_subquery()
     )
     cap = select(User.max_concurrency).where(User.id == user).scalar_subquery()
@@ -157,7 +182,7 @@ def dispatched_at_admission() -> ColumnElement[Any]:
         backlog.c.priority == func.any(ahead),
         or_(backlog.c.not_before.is_(None), backlog.c.not_before <= func.now()),
     )
-    room = and_(total < window, ~waiting, or_(cap.is_(None), mine < cap))
+    room = and_(total < window, ~waiting, cap.is_(None))
     return case((room, func.now()), else_=None)
 
 
@@ -169,6 +194,20 @@ def admission_params(user_id: uuid.UUID, priority: str, window: int) -> dict[str
         "dispatch_window": window,
         "dispatch_ahead": list(PRIORITY_ORDER[: place + 1]),
     }
+
+
+def dispatch_batch(session: Session, batch_id: uuid.UUID) -> list[tuple[str, str]]:
+    """With the window off: stamp every job of a batch just admitted, to publish them all."""
+    rows = session.execute(
+        update(Job)
+        .where(
+            Job.batch_id == batch_id, Job.status == JobStatus.QUEUED, Job.dispatched_at.is_(None)
+        )
+        .values(dispatched_at=func.now())
+        .returning(Job.id, Job.priority)
+        .execution_options(synchronize_session=False)
+    ).all()
+    return [(str(row.id), row.priority) for row in rows]
 
 
 def redispatch_lost(
@@ -185,6 +224,8 @@ def redispatch_lost(
         .where(
             Job.status == JobStatus.QUEUED,
             Job.dispatched_at.is_not(None),
+            # Not due yet: its message would be refused; it goes again once due.
+            or_(Job.not_before.is_(None), Job.not_before <= func.now()),
             or_(*(and_(Job.priority == p, Job.dispatched_at < c) for p, c in cutoffs.items())),
         )
         .order_by(Job.dispatched_at)

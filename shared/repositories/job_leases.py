@@ -75,7 +75,10 @@ def _claim_statement() -> Update:
         .where(
             jobs.c.id == bindparam("job_id", type_=Uuid),
             or_(
-                (jobs.c.status == JobStatus.QUEUED) & due,
+                # Only a dispatched job: a copy of a message (a shutdown's unacked messages
+                # given back, a redelivery) must not take a job back in the backlog past its
+                # turn, its class or its user's cap.
+                (jobs.c.status == JobStatus.QUEUED) & jobs.c.dispatched_at.is_not(None) & due,
                 (jobs.c.status == JobStatus.RUNNING) & (jobs.c.lease_expires_at < func.now()),
             ),
         )
@@ -87,9 +90,6 @@ def _claim_statement() -> Update:
             started_at=func.coalesce(jobs.c.started_at, func.now()),
             deliveries=jobs.c.deliveries + 1,
             not_before=None,
-            # A copy of a message can reach a job back in the backlog: running, it is in flight
-            # all the same (the window and the user's cap count it).
-            dispatched_at=func.coalesce(jobs.c.dispatched_at, func.now()),
         )
         .returning(
             jobs.c.id,

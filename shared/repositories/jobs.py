@@ -3,6 +3,7 @@ its fenced final write, which also settles the job's budget reservation."""
 
 from __future__ import annotations
 
+import enum
 import functools
 import uuid
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from sqlalchemy.dialects.postgresql import JSONB, Insert, insert
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
 
+from shared.dispatch_window import UNBOUNDED
 from shared.errors import JobNotCancellableError, NotFoundError
 from shared.models import Job, JobAttempt, JobStatus
 from shared.models.base import Money
@@ -53,19 +55,25 @@ def insert_held_job(
     WITH: the hold, then the INSERT from its row), and return the row as written (a Job outside
     the session: changing it changes nothing in the database). Given the broker's `window`, the
     same statement dispatches the job when it may go at once (its `dispatched_at` is then set:
-    the caller publishes it after the commit); without, it waits in the backlog. None when the
+    the caller publishes it after the commit), always when the window is off (UNBOUNDED);
+    without, it waits in the backlog. None when the
     hold does not fit or the user already has a job with its Idempotency-Key; the caller tells
     the two apart and rolls back, since the hold may have been made."""
     row = {"id": uuid.uuid4(), **values, "status": JobStatus.QUEUED}
     # An INSERT from a SELECT gets no column defaults from SQLAlchemy: add the constant ones.
     for name, default in _CONSTANT_DEFAULTS:
         row.setdefault(name, default)
-    statement = _insert_statement(
-        tuple(row), values.get("idempotency_key") is not None, window is not None
-    )
+    if window is None:
+        dispatch = _Dispatch.NEVER
+    elif window >= UNBOUNDED:
+        dispatch = _Dispatch.ALWAYS
+    else:
+        dispatch = _Dispatch.IF_ROOM
+    statement = _insert_statement(tuple(row), values.get("idempotency_key") is not None, dispatch)
     params = {f"v_{name}": value for name, value in row.items()}
     params.update(held_user_id=values["user_id"], held_amount=amount)
-    if window is not None:
+    if dispatch is _Dispatch.IF_ROOM:
+        assert window is not None
         params.update(admission_params(values["user_id"], row["priority"], window))
     written = session.connection().execute(statement, params).one_or_none()
     if written is None:
@@ -74,8 +82,14 @@ def insert_held_job(
     return Job(**{name: written[i] for i, name in enumerate(_COLUMN_OF)})
 
 
+class _Dispatch(enum.Enum):
+    NEVER = "never"
+    IF_ROOM = "if_room"
+    ALWAYS = "always"
+
+
 @functools.lru_cache(maxsize=32)
-def _insert_statement(names: tuple[str, ...], idempotent: bool, dispatching: bool) -> Insert:
+def _insert_statement(names: tuple[str, ...], idempotent: bool, dispatch: _Dispatch) -> Insert:
     """The admission INSERT for a job with these attributes set, built once per shape: building
     it per request was half of the API's CPU per accepted job."""
     held = hold(bindparam("held_user_id", type_=Uuid), bindparam("held_amount", type_=Money)).cte(
@@ -85,9 +99,9 @@ def _insert_statement(names: tuple[str, ...], idempotent: bool, dispatching: boo
     bound: list[ColumnElement[Any]] = [
         bindparam(f"v_{n}", type_=_bind_type(c)) for n, c in zip(names, columns, strict=True)
     ]
-    if dispatching:
+    if dispatch is not _Dispatch.NEVER:
         columns.append(_COLUMN_OF["dispatched_at"])
-        bound.append(dispatched_at_admission())
+        bound.append(dispatched_at_admission() if dispatch is _Dispatch.IF_ROOM else func.now())
     chosen = select(*bound).select_from(held)
     # Core, not the ORM: its per-execution work for an INSERT returning an entity cost more
     # than the statement.

@@ -20,6 +20,9 @@ from shared.repositories.job_leases import claim_job
 from tests.api.job_helpers import VALID, auth, error_of, reservation_of, reserved_total
 from tests.conftest import Account
 
+# Claims below take jobs the API dispatched: a worker must be alive for it to.
+pytestmark = pytest.mark.usefixtures("worker_is_alive")
+
 
 def _batch(n: int, **fields: Any) -> dict[str, Any]:
     return {"jobs": [{**VALID, "custom_id": f"row-{i}"} for i in range(n)], **fields}

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, text, update
@@ -32,6 +33,9 @@ from tests.api.job_helpers import (
 from tests.conftest import Account
 
 BODY: dict[str, Any] = {**VALID, "max_tokens": 200, "fallbacks": ["claude-haiku-4-5"]}
+
+# Claims below take jobs the API dispatched: a worker must be alive for it to.
+pytestmark = pytest.mark.usefixtures("worker_is_alive")
 
 
 def _submit(client: FlaskClient, account: Account, body: dict[str, Any] = BODY) -> Any:

@@ -19,6 +19,9 @@ from shared.repositories.job_leases import Claim, Outcome, claim_job, finish_job
 from tests.api.job_helpers import VALID, auth, error_of, reservation_of
 from tests.conftest import Account
 
+# Claims below take jobs the API dispatched: a worker must be alive for it to.
+pytestmark = pytest.mark.usefixtures("worker_is_alive")
+
 
 def _submit(client: FlaskClient, account: Account) -> str:
     response = client.post("/v1/jobs", json=VALID, headers=auth(account))

@@ -8,7 +8,7 @@ import json
 import uuid
 from collections.abc import Callable
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from shared.db import get_session_factory, transaction
 from shared.models import Batch, BatchStatus, Job, JobStatus, SpendCounter, WebhookMessage
@@ -122,6 +122,8 @@ def test_expiry_cancels_queued_jobs_and_releases_their_holds(
             select(Job.id).where(Job.batch_id == batch_id).order_by(Job.custom_id)
         ).first()
         assert running is not None
+        # Taken from the backlog in its turn, then claimed.
+        session.execute(update(Job).where(Job.id == running).values(dispatched_at=func.now()))
         assert claim_job(session, running, lease_s=60) is not None
         session.execute(
             update(Batch).where(Batch.id == batch_id).values(expires_at=Batch.created_at)

@@ -55,7 +55,7 @@ def _outcome(attempt: AttemptRecord) -> Outcome:
 
 
 def _claimed(account: Account, **extra: Any) -> Claim:
-    job_id = queued_job(account.user_id, HELD, **extra)
+    job_id = queued_job(account.user_id, HELD, dispatched=True, **extra)
     with one_statement() as session:
         claim = claim_job(session, job_id, lease_s=60)
     assert claim is not None

@@ -14,9 +14,11 @@ from sqlalchemy import func, select, text, update
 
 from shared import outbox
 from shared.db import get_engine, transaction
+from shared.dispatch_window import UNBOUNDED
 from shared.models import Job
 from shared.queueing import publish_jobs
-from shared.repositories.job_dispatch import dispatch_next, redispatch_lost
+from shared.repositories.job_dispatch import dispatch_batch, dispatch_next, redispatch_lost
+from shared.repositories.job_leases import claim_job
 from tests.conftest import Account
 from tests.support.jobs import queued_job
 
@@ -128,6 +130,21 @@ def test_classes_are_strict(two: tuple[Account, Account]) -> None:
     assert {p for _, p in _dispatch(5)} == {"normal"}
 
 
+def test_lower_classes_never_fill_the_window_for_a_higher_one(
+    two: tuple[Account, Account],
+) -> None:
+    """A window full of low jobs still has room for high and normal ones (each class's room is
+    the window less what is in flight at its class or above), at dispatch and at admission; the
+    broker holds at most a window per class."""
+    heavy, light = two
+    _backlog(heavy, 10, priority="low")
+    assert {p for _, p in _dispatch(4)} == {"low"}
+    high = _backlog(light, 2, priority="high")
+    assert sorted(_dispatch(4)) == sorted((str(j), "high") for j in high)
+    assert _admitted(light, window=4)  # normal: 2 high in flight at or above it
+    assert not _admitted(light, window=4, priority="low")  # low: 7 in flight, window 4
+
+
 def test_a_job_waiting_out_a_retry_after_is_not_dispatched(two: tuple[Account, Account]) -> None:
     heavy, _ = two
     later = _backlog(heavy, 1, not_before=datetime.now(UTC) + timedelta(minutes=5))
@@ -160,15 +177,58 @@ def test_admission_dispatches_at_once_only_when_nothing_may_go_first(
     two: tuple[Account, Account],
 ) -> None:
     """The admission's INSERT dispatches its job when the window has room, nothing of its class
-    or a higher one waits, and its user is under its cap."""
+    or a higher one waits, and its user has no cap (a capped user's places are filled by the
+    dispatcher alone, one at a time, so concurrent admissions cannot overrun the cap)."""
     heavy, light = two
     assert _admitted(heavy, window=2)
     assert _admitted(heavy, window=2)
     assert not _admitted(heavy, window=2)  # the window is full
     assert not _admitted(light, window=10)  # heavy's normal job waits in the backlog
     assert _admitted(light, window=10, priority="high")  # nothing of its class waits
-    _set_user(light, max_concurrency=1)
+    _set_user(light, max_concurrency=5)
     assert not _admitted(light, window=10, priority="high")
+
+
+def test_with_the_window_off_admission_dispatches_every_job(
+    two: tuple[Account, Account],
+) -> None:
+    """DISPATCH_WINDOW_PER_SLOT=0: whatever waits and whatever the cap, the job goes at once;
+    a batch's jobs all go."""
+    heavy, light = two
+    _backlog(heavy, 3)
+    _set_user(light, max_concurrency=1)
+    assert _admitted(light, window=UNBOUNDED)
+    assert _admitted(light, window=UNBOUNDED)
+    batch = uuid.uuid4()
+    with transaction() as session:
+        session.execute(
+            text(
+                "INSERT INTO batches (id, user_id, total, metadata, expires_at) "
+                "VALUES (:b, :u, 2, '{}', now() + interval '1 day')"
+            ),
+            {"b": batch, "u": heavy.user_id},
+        )
+    jobs = [queued_job(heavy.user_id, batch_id=batch, custom_id=c) for c in ("a", "b")]
+    with transaction() as session:
+        assert sorted(dispatch_batch(session, batch)) == sorted((str(j), "normal") for j in jobs)
+
+
+def test_a_job_cancelled_while_it_runs_keeps_its_place_until_let_go(
+    two: tuple[Account, Account],
+) -> None:
+    """A user capped at 1 whose running job is cancelled: its worker's call goes on until it
+    notices, so nothing else of the user's is dispatched until the lease is let go."""
+    heavy, _ = two
+    _set_user(heavy, max_concurrency=1)
+    _backlog(heavy, 2)
+    (first,) = _dispatch(10)
+    with transaction() as session:
+        assert claim_job(session, uuid.UUID(first[0]), lease_s=60) is not None
+        session.execute(update(Job).where(Job.id == uuid.UUID(first[0])).values(status="cancelled"))
+    assert _dispatch(10) == []
+    with transaction() as session:
+        session.execute(update(Job).where(Job.id == uuid.UUID(first[0])).values(lease_token=None))
+    assert len(_dispatch(10)) == 1
 
 
 def test_lost_messages_are_found_by_the_oldest_waiting_message(

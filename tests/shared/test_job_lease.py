@@ -29,9 +29,16 @@ def _claim(job_id: uuid.UUID) -> Claim | None:
         return claim_job(session, job_id, lease_s=60)
 
 
+def test_a_job_in_the_backlog_is_not_claimed(make_account: Callable[[str], Account]) -> None:
+    """Only a dispatched job can be claimed: a copy of an old message (a shutdown's unacked
+    messages given back) must not take a job past its turn, its class or its user's cap."""
+    job_id = queued_job(make_account("a").user_id)
+    assert _claim(job_id) is None
+
+
 def test_a_job_is_claimed_once(make_account: Callable[[str], Account]) -> None:
     """A second claim (a redelivered message) gets nothing while the lease is live."""
-    job_id = queued_job(make_account("a").user_id)
+    job_id = queued_job(make_account("a").user_id, dispatched=True)
     first = _claim(job_id)
     assert first is not None
     assert _claim(job_id) is None
@@ -43,7 +50,7 @@ def test_a_job_is_claimed_once(make_account: Callable[[str], Account]) -> None:
 
 def test_final_write_is_fenced_by_the_lease(make_account: Callable[[str], Account]) -> None:
     """A worker whose lease was taken over cannot write the result or add cost."""
-    job_id = queued_job(make_account("a").user_id)
+    job_id = queued_job(make_account("a").user_id, dispatched=True)
     stale = _claim(job_id)
     assert stale is not None
     # The first worker stalls or dies and its lease runs out.
@@ -71,7 +78,7 @@ def test_final_write_is_fenced_by_the_lease(make_account: Callable[[str], Accoun
 
 def test_finished_job_cannot_be_claimed(make_account: Callable[[str], Account]) -> None:
     """Once final, a job is never run again."""
-    job_id = queued_job(make_account("a").user_id)
+    job_id = queued_job(make_account("a").user_id, dispatched=True)
     claim = _claim(job_id)
     assert claim is not None
     with transaction() as session:

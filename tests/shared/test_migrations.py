@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -176,14 +176,16 @@ def test_earlier_batches_get_their_origin(
 def test_jobs_in_flight_before_fair_dispatch_count_as_dispatched(
     services: Services, make_account: Callable[[str], Account]
 ) -> None:
-    """0011 takes a queued or running job of before it as dispatched (its message was published
-    at admission) and leaves a final one alone; users get weight 1 and no cap; its downgrade
-    drops the columns."""
+    """0011 takes a due queued or a running job of before it as dispatched (its message was
+    published at admission) and leaves a final one and one not yet due alone; users get weight
+    1 and no cap; its downgrade drops the columns."""
     config = Config(str(ROOT / "alembic.ini"))
     config.set_main_option("sqlalchemy.url", services.database_url.replace("%", "%%"))
     config.attributes["configure_logger"] = False
     user_id = make_account("dispatch-migrated").user_id
     waiting, done = queued_job(user_id), queued_job(user_id)
+    # Waiting out a Retry-After: it had no message, so it is not in flight.
+    later = queued_job(user_id, not_before=datetime.now(UTC) + timedelta(minutes=5))
     command.downgrade(config, "0010")
     try:
         columns = {c["name"] for c in inspect(get_engine()).get_columns("jobs")}
@@ -202,5 +204,5 @@ def test_jobs_in_flight_before_fair_dispatch_count_as_dispatched(
         user = session.execute(
             text("SELECT weight, max_concurrency FROM users WHERE id = :u"), {"u": user_id}
         ).one()
-    assert stamps[waiting] is not None and stamps[done] is None
+    assert stamps[waiting] is not None and stamps[done] is None and stamps[later] is None
     assert (user.weight, user.max_concurrency) == (1, None)

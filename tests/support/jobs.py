@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -11,11 +12,18 @@ from shared.repositories.jobs import insert_held_job
 
 
 def queued_job(
-    user_id: str, held: Decimal = Decimal(0), window: int | None = None, **values: Any
+    user_id: str,
+    held: Decimal = Decimal(0),
+    window: int | None = None,
+    dispatched: bool = False,
+    **values: Any,
 ) -> uuid.UUID:
     """A small gpt-4o-mini job holding `held` of the user's budgets (as its reservation too);
     `values` adds or overrides Job attributes. Given the broker's `window`, dispatched at once
-    when admission would (without, it waits in the backlog)."""
+    when admission would; `dispatched`: stamped as dispatched (a worker may claim it); neither:
+    it waits in the backlog."""
+    if dispatched:
+        values.setdefault("dispatched_at", datetime.now(UTC))
     with transaction() as session:
         job = insert_held_job(
             session,

@@ -43,7 +43,7 @@ def sweep() -> None:
             webhooks = enqueue_job_events(session, expired.failed, settings.public_base_url)
         outbox.publish_webhooks(webhooks)
         job_announcements.announce(expired.failed)
-        # After Redis lost its data no queued job has a message: publish them all now rather
+        # After Redis lost its data no dispatched job has a message: publish them all now rather
         # than after the grace period that shields jobs the API is publishing right now.
         lost = outbox.broker_lost("sweep")
         # Read before the stamps, so a job dispatched meanwhile cannot make an older one look
