@@ -79,7 +79,7 @@ def _admit(
 ) -> tuple[T | _Replay, int]:
     """Screen, then `write(session, amount, window)`: the rows and the hold of `amount` in one
     transaction, the hold last; commit, or roll back. What was written, and the window."""
-    screened = screening.screen(key, sum(job.tokens for job in jobs))
+    screened = screening.screen(key, sum(job.tokens for job in jobs), len(jobs))
     amount = sum((job.reserved_usd for job in jobs), Decimal(0))
     session = db()
     try:
@@ -97,7 +97,7 @@ def _admit(
     return written, screened.window
 
 
-def _fill_window(window: int, batch: Batch, admitted: int) -> None:
+def _fill_window(window: int, batch: Batch) -> None:
     """After a batch's commit: dispatch in fair order what the window has room for (this
     batch's jobs or others'), or, with the window off, the whole batch; and publish it. A
     failure leaves the jobs to the workers' dispatchers: they are committed."""
@@ -113,7 +113,7 @@ def _fill_window(window: int, batch: Batch, admitted: int) -> None:
         log.warning("admission.dispatch_failed", exc_info=True)
         dispatched = []
     outbox.publish(dispatched)
-    add_to_backlog(get_redis(), admitted - len(dispatched))
+    add_to_backlog(get_redis(), -len(dispatched))
 
 
 def _count_admitted(jobs: Sequence[NewJob], source: str) -> None:
@@ -152,8 +152,6 @@ def admit_job(key: CallerKey, job: NewJob, idempotency: Idempotency | None) -> t
         return written.job, False
     if written.dispatched_at is not None:
         outbox.publish([(job.id, written.priority)])
-    else:
-        add_to_backlog(get_redis(), 1)
     _count_admitted([job], "job")
     log.info("job.accepted", job_id=job.id, user_id=str(key.user_id), model=written.model)
     return written, True
@@ -187,7 +185,7 @@ def admit_batch(
 
     batch, window = _admit(key, jobs, write)
     assert isinstance(batch, Batch)
-    _fill_window(window, batch, len(jobs))
+    _fill_window(window, batch)
     _count_admitted(jobs, "batch")
     log.info("batch.accepted", batch_id=str(batch.id), user_id=str(key.user_id), jobs=len(jobs))
     return batch

@@ -34,7 +34,8 @@ KEY_PREFIX = "promptq:ratelimit:"
 
 # KEYS: the job queues (3), the backlog gauge, the workers' heartbeats and slots, the request
 # counter prefix, the token counter prefix. ARGV: max depth, window seconds, request limit,
-# token limit, tokens, the oldest live heartbeat. Returns {admitted, depth, requests_ok,
+# token limit, tokens, the oldest live heartbeat, the jobs being admitted (added to the gauge
+# when all pass). Returns {admitted, depth, requests_ok,
 # request_count, request_previous, tokens_ok, token_count, token_previous, now, live slots}
 # with counts as strings (Lua numbers would be truncated).
 _SCREEN = """
@@ -69,6 +70,7 @@ local slots = 0
 if tokens_ok then
   hit(KEYS[8], tokens)
   t_count = t_count + tokens
+  redis.call('INCRBY', KEYS[4], ARGV[7])
   for _, name in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], ARGV[6], '+inf')) do
     slots = slots + tonumber(redis.call('HGET', KEYS[6], name) or '0')
   end
@@ -134,10 +136,10 @@ def _window(limit: int, count: float, previous: float, now: float, cost: int) ->
     return Window(limit=limit, remaining=remaining, reset_at=now + max(wait, 0.0))
 
 
-def screen(key: CallerKey, tokens: int) -> Screened:
+def screen(key: CallerKey, tokens: int, jobs: int) -> Screened:
     """Queue depth, then one request and `tokens` estimated tokens against the key's
-    per-minute limits, and the broker's window. QueueFullError or RateLimitedError when one
-    does not pass."""
+    per-minute limits, and the broker's window; `jobs` are added to the backlog gauge when all
+    pass. QueueFullError or RateLimitedError when one does not."""
     settings = get_settings()
     rpm = key.rpm_limit or settings.default_rpm_limit
     tpm = key.tpm_limit or settings.default_tpm_limit
@@ -159,6 +161,7 @@ def screen(key: CallerKey, tokens: int) -> Screened:
             tpm,
             tokens,
             time.time() - settings.ready_worker_heartbeat_s,
+            jobs,
         ],
     )
     if not answer[0]:

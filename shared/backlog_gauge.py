@@ -1,10 +1,12 @@
 """The backlog's size as admission sees it, without counting a million rows per request.
 
-Admission adds the jobs it left in the backlog, dispatchers take off the jobs they dispatched,
-and the sweeper writes the true count (queued jobs not dispatched) every sweep, which also
-mends any drift (a process that died between its commit and its update of the gauge). A
-failure to update is logged and left to the next sweep: the gauge is advice for the queue-depth
-ceiling, never the truth about a job.
+Admission adds every job it admits, in its screening round trip (api/screening.py), before it
+knows whether the job goes into the backlog; dispatchers take off the jobs they take from the
+backlog; the sweeper writes the true count (queued jobs not dispatched) every sweep. Between
+sweeps the gauge therefore runs ahead of the truth by the jobs dispatched at admission (and by
+refused or cancelled ones), never behind it for long: the ceiling refuses a little early rather
+than late. A failure to update is logged and left to the next sweep: the gauge is advice for
+the queue-depth ceiling, never the truth about a job.
 """
 
 from __future__ import annotations

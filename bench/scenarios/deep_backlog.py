@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import redis
-from sqlalchemy import Engine, create_engine, func, select
+from sqlalchemy import Engine, create_engine, func, select, text
 from sqlalchemy.orm import Session
 
 from bench import drivers
@@ -24,9 +24,9 @@ from bench.measure.job_timings import percentiles
 from bench.results import Comparison, ScenarioResult
 from shared.models import Job
 from shared.repositories.job_dispatch import (
+    IN_FLIGHT_SQL,
     backlog_depth,
     dispatch_next,
-    in_flight,
     redispatch_lost,
 )
 from shared.settings import normalize_database_url
@@ -88,7 +88,9 @@ def _dispatch_times(engine: Engine) -> tuple[list[float], list[int]]:
     times, dispatched = [], []
     for _ in range(TIMED):
         with Session(engine) as session:
-            flying = session.scalar(select(func.count()).select_from(Job).where(in_flight()))
+            flying = session.scalar(
+                select(func.count()).select_from(Job).where(text(IN_FLIGHT_SQL))
+            )
             session.commit()
             started = time.perf_counter()
             dispatched.append(len(dispatch_next(session, int(flying or 0) + ROOM)))

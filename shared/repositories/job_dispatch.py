@@ -49,13 +49,18 @@ from shared.models import Job, JobStatus, Priority, User
 PRIORITY_ORDER: tuple[str, ...] = (Priority.HIGH.value, Priority.NORMAL.value, Priority.LOW.value)
 # One dispatcher at a time: a second one finding the lock taken leaves the window to it.
 DISPATCH_LOCK = 0x70726F6D70747164  # "promptqd"
+# The partial indexes' predicates, spelled with literals wherever they filter: with bound
+# parameters instead, a prepared statement's generic plan cannot prove a partial index applies
+# and scans the table (the admission's INSERT grew by milliseconds with the backlog).
 # In flight: dispatched and not finished, a cancelled job included while its worker still holds
-# the lease (its call goes on until the worker notices). The partial index ix_jobs_in_flight
-# has exactly this predicate, so every query that counts in flight spells it the same.
+# the lease (its call goes on until the worker notices); ix_jobs_in_flight.
 IN_FLIGHT_SQL = (
     "dispatched_at IS NOT NULL AND (status IN ('queued', 'running') "
     "OR (status = 'cancelled' AND lease_token IS NOT NULL))"
 )
+# In the backlog (ix_jobs_backlog).
+BACKLOG_SQL = "status = 'queued' AND dispatched_at IS NULL"
+_DUE_SQL = "(not_before IS NULL OR not_before <= now())"
 
 _DISPATCH = text(
     f"""
@@ -146,15 +151,6 @@ def dispatch_next(session: Session, window: int) -> list[tuple[str, str]]:
     return [(str(row.id), row.priority) for row in rows]
 
 
-def in_flight(jobs: Any = None) -> ColumnElement[bool]:
-    """A job in flight (IN_FLIGHT_SQL), of `jobs` (the jobs table or an alias of it)."""
-    table = Job.__table__ if jobs is None else jobs
-    return table.c.dispatched_at.is_not(None) & (
-        table.c.status.in_((JobStatus.QUEUED, JobStatus.RUNNING))
-        | ((table.c.status == JobStatus.CANCELLED) & table.c.lease_token.is_not(None))
-    )
-
-
 def dispatched_at_admission() -> ColumnElement[Any]:
     """`dispatched_at` for a job being admitted (bound parameters dispatch_user, dispatch_ahead:
     its class and the ones above it, dispatch_window): now when the window has room, no due job
@@ -165,6 +161,7 @@ def dispatched_at_admission() -> ColumnElement[Any]:
     user = bindparam("dispatch_user", type_=Uuid)
     window = bindparam("dispatch_window", type_=Integer)
     ahead = bindparam("dispatch_ahead", type_=ARRAY(String))
+    # Unqualified names in the fragments are the subquery's own table's (its innermost scope).
     backlog = Job.__table__.alias("backlog")
     flying = Job.__table__.alias("flying")
     # A class's room: the window less what is in flight at its class or above (a high job never
@@ -172,15 +169,14 @@ def dispatched_at_admission() -> ColumnElement[Any]:
     total = (
         select(func.count())
         .select_from(flying)
-        .where(in_flight(flying), flying.c.priority == func.any(ahead))
+        .where(text(IN_FLIGHT_SQL), flying.c.priority == func.any(ahead))
         .scalar_subquery()
     )
     cap = select(User.max_concurrency).where(User.id == user).scalar_subquery()
-    waiting = exists().where(
-        backlog.c.status == JobStatus.QUEUED,
-        backlog.c.dispatched_at.is_(None),
-        backlog.c.priority == func.any(ahead),
-        or_(backlog.c.not_before.is_(None), backlog.c.not_before <= func.now()),
+    waiting = (
+        exists()
+        .select_from(backlog)
+        .where(text(BACKLOG_SQL), backlog.c.priority == func.any(ahead), text(_DUE_SQL))
     )
     room = and_(total < window, ~waiting, cap.is_(None))
     return case((room, func.now()), else_=None)
@@ -222,10 +218,9 @@ def redispatch_lost(
     lost = (
         select(Job.id)
         .where(
-            Job.status == JobStatus.QUEUED,
-            Job.dispatched_at.is_not(None),
+            text("status = 'queued' AND dispatched_at IS NOT NULL"),
             # Not due yet: its message would be refused; it goes again once due.
-            or_(Job.not_before.is_(None), Job.not_before <= func.now()),
+            text(_DUE_SQL),
             or_(*(and_(Job.priority == p, Job.dispatched_at < c) for p, c in cutoffs.items())),
         )
         .order_by(Job.dispatched_at)
@@ -257,11 +252,4 @@ def dispatched_stamps(session: Session, job_ids: Sequence[str]) -> dict[str, dat
 
 def backlog_depth(session: Session) -> int:
     """Queued jobs not dispatched (ix_jobs_backlog)."""
-    return int(
-        session.scalar(
-            select(func.count())
-            .select_from(Job)
-            .where(Job.status == JobStatus.QUEUED, Job.dispatched_at.is_(None))
-        )
-        or 0
-    )
+    return int(session.scalar(select(func.count()).select_from(Job).where(text(BACKLOG_SQL))) or 0)
