@@ -16,6 +16,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import REGISTRY, Collector
 
+from shared.backlog_gauge import BACKLOG_KEY
 from shared.logging import get_logger
 from shared.queueing import WEBHOOK_QUEUE, WORKER_QUEUES
 from shared.redis_client import get_redis
@@ -55,17 +56,24 @@ long_polls_waiting = Gauge(
 
 
 class QueueDepthCollector(Collector):
-    """Messages waiting in each broker queue, read with one pipelined LLEN per scrape."""
+    """Messages waiting in each broker queue and the jobs waiting in PostgreSQL's backlog (the
+    backlog gauge, shared/backlog_gauge.py), read in one pipelined round trip per scrape."""
 
     def collect(self) -> Iterable[Metric]:
         depth = GaugeMetricFamily(
             "promptq_queue_depth", "Messages waiting in each broker queue.", labels=["queue"]
         )
+        backlog = GaugeMetricFamily(
+            "promptq_backlog_depth",
+            "Jobs waiting in PostgreSQL for the broker's window (the last sweep's count, plus "
+            "admissions since, less dispatches).",
+        )
         try:
             pipe = get_redis().pipeline(transaction=False)
             for queue in QUEUES:
                 pipe.llen(queue)
-            lengths = pipe.execute()
+            pipe.get(BACKLOG_KEY)
+            *lengths, waiting = pipe.execute()
         except Exception as exc:
             # Redis away: the scrape still answers, with the API's own metrics.
             log.warning("metrics.queue_depth_unavailable", error=repr(exc))
@@ -73,6 +81,8 @@ class QueueDepthCollector(Collector):
         for queue, length in zip(QUEUES, lengths, strict=True):
             depth.add_metric([queue], int(length))
         yield depth
+        backlog.add_metric([], max(0, int(waiting or 0)))
+        yield backlog
 
 
 _QUEUE_DEPTH = QueueDepthCollector()

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterable
 from decimal import Decimal
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import Counter, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import REGISTRY, Collector
 
@@ -101,10 +101,6 @@ sweeper_actions = Counter(
 jobs_dispatched = Counter(
     "promptq_jobs_dispatched_total",
     "Jobs the workers' dispatchers took from the backlog into the broker's window.",
-)
-backlog_depth = Gauge(
-    "promptq_backlog_depth",
-    "Queued jobs waiting in PostgreSQL for the broker's window, at the last sweep.",
 )
 dispatcher_actions = Counter(
     "promptq_dispatcher_actions_total",

@@ -182,6 +182,7 @@ def test_api_metrics_sum_every_gunicorn_process(observed: Observed) -> None:
         assert depth.type == "gauge"
         queues = {s.labels["queue"] for s in depth.samples}
         assert queues == {MAINTENANCE_QUEUE, *JOB_QUEUE_ORDER, WEBHOOK_QUEUE}
+        assert api["promptq_backlog_depth"].type == "gauge"
 
 
 def test_worker_metrics_follow_the_jobs_and_attempts(observed: Observed) -> None:

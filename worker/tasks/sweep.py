@@ -57,7 +57,6 @@ def sweep() -> None:
         with one_statement() as session:
             depth = backlog_depth(session)
         set_backlog(get_redis(), depth)
-        metrics.backlog_depth.set(depth)
         if expired.requeued:
             get_dispatcher().wake()
         metrics.sweeper_actions.labels("lease_expired_requeued").inc(len(expired.requeued))
