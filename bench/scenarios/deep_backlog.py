@@ -22,7 +22,9 @@ from bench import drivers
 from bench.context import BenchContext
 from bench.measure.job_timings import percentiles
 from bench.results import Comparison, ScenarioResult
+from bench.scenarios.completion import wait_or_stall
 from shared.models import Job
+from shared.queueing import JOB_QUEUE_ORDER
 from shared.repositories.job_dispatch import (
     IN_FLIGHT_SQL,
     backlog_depth,
@@ -137,11 +139,14 @@ def run(ctx: BenchContext) -> list[ScenarioResult]:
     stack.set_sim(SLOW_LATENCY_MS)
     client = redis.Redis.from_url(stack.promptq_redis_url)
     stack.workers(1, 16)
-    time.sleep(5)  # the window fills within a dispatch interval; this is the reading's moment
+
+    def waiting() -> int:
+        return sum(client.llen(q) for q in JOB_QUEUE_ORDER)
+
+    # The reading's moment: 16 slots busy and 16 messages waiting (a window of 32).
+    wait_or_stall(lambda: waiting() >= 16, 30, "the window to fill")
     memory.promptq.append(client.info("memory")["used_memory"] / 1e6)
-    result.details["messages_waiting"] = sum(
-        client.llen(q) for q in ("jobs.high", "jobs.normal", "jobs.low")
-    )
+    result.details["messages_waiting"] = waiting()
     stack.stop_workers()
 
     engine = create_engine(normalize_database_url(stack.database_url))
