@@ -10,15 +10,14 @@ first, so work stamped more than a grace ago and, while messages wait in its lis
 margin before the oldest of them, has no message, and is published again. A
 duplicate message costs nothing: a claim takes a job (or a delivery) once.
 
-When Redis loses its data `broker_lost` notices at once, so both republish without waiting out
-their margins.
+When Redis loses its data they notice at once (shared/broker_epoch.py) and republish what was
+stamped before its present data began, without waiting out their margins.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -29,7 +28,6 @@ from shared.queueing import JOB_QUEUES, publish_deliveries, publish_jobs
 from shared.redis_client import get_redis
 from shared.repositories.job_dispatch import dispatched_stamps
 
-EPOCH_KEY = "promptq:epoch:"
 # A publisher stalled between its stamp and its push for longer than this may see its job
 # published twice; that is all the margin guards.
 STALE_MARGIN_S = 5.0
@@ -66,16 +64,16 @@ def job_cutoffs(
     heads: dict[str, str | None],
     now: datetime,
     grace_s: float,
-    lost: bool,
+    lost_at: datetime | None,
 ) -> dict[str, datetime]:
     """Per priority class, the time before which a dispatched job still queued has no message,
-    given the queues' oldest messages read before (`heads`, oldest_waiting_jobs): `now` after
-    Redis lost its data; otherwise `grace_s` before now, and, while messages wait in the class's
-    queue, before the oldest one's stamp too. A class whose oldest message is unreadable or a
-    copy (its job no longer queued) has no cutoff this time: the age of what waits behind it is
-    unknown."""
-    if lost:
-        return dict.fromkeys(JOB_QUEUES, now)
+    given the queues' oldest messages read before (`heads`, oldest_waiting_jobs): after Redis
+    lost its data, `lost_at`, when its present data began (shared/broker_epoch.py); otherwise
+    `grace_s` before now, and, while messages wait in the class's queue, before the oldest
+    one's stamp too. A class whose oldest message is unreadable or a copy (its job no longer
+    queued) has no cutoff this time: the age of what waits behind it is unknown."""
+    if lost_at is not None:
+        return dict.fromkeys(JOB_QUEUES, min(now, lost_at))
     stamps = dispatched_stamps(session, [h for h in heads.values() if h])
     latest = now - timedelta(seconds=grace_s)
     cutoffs: dict[str, datetime] = {}
@@ -85,13 +83,6 @@ def job_cutoffs(
         elif head in stamps:
             cutoffs[priority] = min(latest, stamps[head] - timedelta(seconds=STALE_MARGIN_S))
     return cutoffs
-
-
-def broker_lost(name: str) -> bool:
-    """True the first time `name` asks after Redis lost its data (or on its first ask ever):
-    each caller keeps an epoch key that only a restart without persistence, a flush or a
-    failover to an empty replica removes."""
-    return bool(get_redis().set(EPOCH_KEY + name, uuid.uuid4().hex, nx=True))
 
 
 def publish_webhooks(dispatches: Sequence[tuple[str, int]]) -> None:

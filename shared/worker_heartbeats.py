@@ -13,6 +13,8 @@ import time
 
 import redis
 
+from shared import broker_epoch
+
 HEARTBEATS_KEY = "promptq:workers:heartbeats"
 SLOTS_KEY = "promptq:workers:slots"
 
@@ -22,6 +24,8 @@ def beat(client: redis.Redis, hostname: str, slots: int, ttl_s: float) -> None:
     pipe = client.pipeline(transaction=False)
     pipe.zadd(HEARTBEATS_KEY, {hostname: time.time()})
     pipe.hset(SLOTS_KEY, hostname, slots)
+    # A live worker dates Redis' data soon after a loss, before the sweeper asks.
+    broker_epoch.note_alive(pipe)
     # Forget workers silent for long (hosts that were scaled away) so the set stays small.
     pipe.zremrangebyscore(HEARTBEATS_KEY, "-inf", time.time() - 100 * ttl_s)
     pipe.expire(HEARTBEATS_KEY, int(100 * ttl_s))

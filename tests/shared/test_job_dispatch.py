@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select, text, update
+from sqlalchemy.orm import Session
 
 from shared import outbox
 from shared.db import get_engine, transaction
@@ -231,6 +232,16 @@ def test_a_job_cancelled_while_it_runs_keeps_its_place_until_let_go(
     assert len(_dispatch(10)) == 1
 
 
+def _stamp_ages(session: Session, ages: tuple[tuple[uuid.UUID, int], ...]) -> None:
+    """Stamp each job as dispatched so many seconds ago."""
+    for job_id, age_s in ages:
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(dispatched_at=func.now() - timedelta(seconds=age_s))
+        )
+
+
 def test_lost_messages_are_found_by_the_oldest_waiting_message(
     two: tuple[Account, Account],
 ) -> None:
@@ -239,30 +250,33 @@ def test_lost_messages_are_found_by_the_oldest_waiting_message(
     after that message still has its own, and stays."""
     heavy, _ = two
     lost, waiting, fresh = _backlog(heavy, 3)
+    ages = ((lost, 60), (waiting, 30), (fresh, 1))
     with transaction() as session:
-        for job_id, age_s in ((lost, 60), (waiting, 30), (fresh, 1)):
-            session.execute(
-                update(Job)
-                .where(Job.id == job_id)
-                .values(dispatched_at=func.now() - timedelta(seconds=age_s))
-            )
+        _stamp_ages(session, ages)
     publish_jobs([(str(waiting), "normal"), (str(fresh), "normal")])
     heads = outbox.oldest_waiting_jobs()
     assert heads["normal"] == str(waiting)
     with transaction() as session:
         now = session.scalar(select(func.now()))
-        cutoffs = outbox.job_cutoffs(session, heads, now, grace_s=0, lost=False)
+        cutoffs = outbox.job_cutoffs(session, heads, now, grace_s=0, lost_at=None)
         assert redispatch_lost(session, cutoffs, 100) == [(str(lost), "normal")]
     with transaction() as session:
         # An empty queue: every dispatched job older than the grace has no message.
         now = session.scalar(select(func.now()))
         empty = dict.fromkeys(heads, None)
-        cutoffs = outbox.job_cutoffs(session, empty, now, grace_s=10, lost=False)
+        cutoffs = outbox.job_cutoffs(session, empty, now, grace_s=10, lost_at=None)
         assert redispatch_lost(session, cutoffs, 100) == [(str(waiting), "normal")]
     with transaction() as session:
-        # After Redis lost its data, all of them.
+        # After Redis lost its data, all of those dispatched before its present data began:
+        # one dispatched after it was published into the present data.
+        _stamp_ages(session, ages)
         now = session.scalar(select(func.now()))
-        cutoffs = outbox.job_cutoffs(session, heads, now, grace_s=10, lost=True)
+        data_began = now - timedelta(seconds=5)
+        cutoffs = outbox.job_cutoffs(session, heads, now, grace_s=10, lost_at=data_began)
+        assert {j for j, _ in redispatch_lost(session, cutoffs, 100)} == {str(lost), str(waiting)}
+    with transaction() as session:
+        now = session.scalar(select(func.now()))
+        cutoffs = outbox.job_cutoffs(session, heads, now, grace_s=10, lost_at=now)
         assert {j for j, _ in redispatch_lost(session, cutoffs, 100)} == {
             str(lost),
             str(waiting),
@@ -283,6 +297,6 @@ def test_a_copy_at_the_head_of_a_queue_leaves_its_class_alone(two: tuple[Account
     heads = outbox.oldest_waiting_jobs()
     with transaction() as session:
         now = session.scalar(select(func.now()))
-        cutoffs = outbox.job_cutoffs(session, heads, now, grace_s=0, lost=False)
+        cutoffs = outbox.job_cutoffs(session, heads, now, grace_s=0, lost_at=None)
         assert "normal" not in cutoffs
         assert redispatch_lost(session, cutoffs, 100) == []

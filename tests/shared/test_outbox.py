@@ -5,13 +5,16 @@ dispatcher's queries (tests/shared/test_job_dispatch.py)."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 import redis
 
-from shared import outbox
+from shared import outbox, worker_heartbeats
+from shared.broker_epoch import broker_lost
 from shared.queueing import WEBHOOK_QUEUE, queue_for
 from shared.redis_client import get_redis
 from tests.conftest import Services
@@ -36,13 +39,28 @@ def test_a_failed_publish_is_logged_not_raised(broker: redis.Redis) -> None:
 
 
 def test_a_redis_that_lost_its_data_is_noticed_once(broker: redis.Redis) -> None:
-    """The first ask after a flush says lost; the next one does not; each caller has its own."""
-    assert outbox.broker_lost("sweep") is True
-    assert outbox.broker_lost("sweep") is False
-    assert outbox.broker_lost("webhooks") is True
+    """The first ask after a flush says since when Redis holds its present data; the next one
+    says nothing; each caller has its own."""
+    assert broker_lost(broker, "sweep") is not None
+    assert broker_lost(broker, "sweep") is None
+    assert broker_lost(broker, "webhooks") is not None
     broker.flushdb()
-    assert outbox.broker_lost("sweep") is True
-    assert outbox.broker_lost("sweep") is False
+    assert broker_lost(broker, "sweep") is not None
+    assert broker_lost(broker, "sweep") is None
+
+
+def test_the_epoch_is_when_a_worker_first_saw_the_present_data(broker: redis.Redis) -> None:
+    """A worker's heartbeat dates the data soon after a loss; the sweeper asking later is told
+    that time, not its own, so jobs dispatched in between are not taken for lost."""
+    before = datetime.now(UTC)
+    worker_heartbeats.beat(broker, "w1", 4, ttl_s=15)
+    time.sleep(0.05)  # two readings of the clock that must differ, not a wait for an outcome
+    asked = datetime.now(UTC)
+    lost_at = broker_lost(broker, "sweep")
+    assert lost_at is not None and before <= lost_at < asked
+    worker_heartbeats.beat(broker, "w1", 4, ttl_s=15)
+    broker.delete("promptq:epoch:noticed:sweep")
+    assert broker_lost(broker, "sweep") == lost_at
 
 
 def test_the_oldest_waiting_delivery_is_the_first_published(broker: redis.Redis) -> None:

@@ -4,12 +4,16 @@ hand back deliveries whose worker vanished."""
 
 from __future__ import annotations
 
+import time
+
 import structlog
 
 from shared import outbox
+from shared.broker_epoch import broker_lost
 from shared.db import transaction
 from shared.logging import get_logger
 from shared.queueing import DELIVER_WEBHOOK_TASK, DISPATCH_WEBHOOKS_TASK, WEBHOOK_QUEUE
+from shared.redis_client import get_redis
 from shared.repositories.webhook_attempt_results import record_attempt_result
 from shared.repositories.webhook_delivery_leases import (
     ClaimedAttempt,
@@ -77,8 +81,12 @@ def dispatch_webhooks() -> None:
     settings = get_settings()
     with transaction() as session:
         handed_back = expire_deliveries(session)
-    # After Redis lost its data, every published delivery not yet started is gone with it.
-    redispatch_s = 0 if outbox.broker_lost("webhooks") else settings.webhook_redispatch_s
+    # After Redis lost its data, every delivery published before its present data began and
+    # not yet started is gone with it.
+    lost_at = broker_lost(get_redis(), "webhooks")
+    redispatch_s = settings.webhook_redispatch_s
+    if lost_at is not None:
+        redispatch_s = max(0.0, min(redispatch_s, time.time() - lost_at.timestamp()))
     # Read before the messages, so a delivery pushed meanwhile cannot make an older one look
     # taken while it still waits.
     oldest_waiting = outbox.oldest_waiting(WEBHOOK_QUEUE)

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from shared import job_announcements, outbox
 from shared.backlog_gauge import set_backlog
+from shared.broker_epoch import broker_lost
 from shared.db import one_statement, transaction
 from shared.logging import get_logger
 from shared.queueing import SWEEP_TASK
@@ -43,15 +44,16 @@ def sweep() -> None:
             webhooks = enqueue_job_events(session, expired.failed, settings.public_base_url)
         outbox.publish_webhooks(webhooks)
         job_announcements.announce(expired.failed)
-        # After Redis lost its data no dispatched job has a message: publish them all now rather
-        # than after the grace period that shields jobs the API is publishing right now.
-        lost = outbox.broker_lost("sweep")
+        # After Redis lost its data no job dispatched before its present data began has a
+        # message: publish those now rather than after the grace period that shields jobs the
+        # API is publishing right now.
+        lost_at = broker_lost(get_redis(), "sweep")
         # Read before the stamps, so a job dispatched meanwhile cannot make an older one look
         # published while it has no message.
         heads = outbox.oldest_waiting_jobs()
         with transaction() as session:
             now = session.scalar(select(func.now()))
-            cutoffs = outbox.job_cutoffs(session, heads, now, settings.requeue_grace_s, lost)
+            cutoffs = outbox.job_cutoffs(session, heads, now, settings.requeue_grace_s, lost_at)
             to_publish = redispatch_lost(session, cutoffs, BATCH)
         outbox.publish(to_publish)
         with one_statement() as session:
@@ -68,7 +70,7 @@ def sweep() -> None:
                 leases_expired=len(expired.requeued),
                 worker_lost=len(expired.failed),
                 republished=len(to_publish),
-                broker_lost=lost,
+                broker_lost=lost_at is not None,
             )
     finally:
         # A sweep that outlived its lock has nothing left to release.
