@@ -24,6 +24,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     from api.request_scope import register_request_scope
     from api.routes import (
         admin,
+        admin_teams,
+        admin_usage,
         batches,
         callback_secret,
         docs,
@@ -59,6 +61,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         webhooks,
         callback_secret,
         admin,
+        admin_teams,
+        admin_usage,
         docs,
         openai_compat,
         anthropic_compat,

@@ -36,6 +36,7 @@ def new_job(body: JobCreate, settings: Settings) -> NewJob:
         "callback_url": body.callback_url,
         "max_cost_usd": body.max_cost_usd,
         "cache": body.cache,
+        "tags": body.tags,
         "reserved_usd": reserved,
         "request_id": request_id(),
     }

@@ -1,4 +1,5 @@
-"""The operator's admin API under /v1/admin: users, their budgets, fair share and keys.
+"""The operator's admin API under /v1/admin: users, their budgets, team, fair share and keys
+(teams themselves: api/routes/admin_teams.py).
 
 Every route needs the operator's ADMIN_API_KEY: api.auth.require_admin runs before each one."""
 
@@ -20,8 +21,10 @@ from api.schemas.admin import (
     UserUpdate,
 )
 from api.schemas.keys import KeyCreated, KeyList, KeyOut
+from shared.errors import NotFoundError, ValidationError
 from shared.models import ApiKey, User
 from shared.repositories.api_keys import get_key, issue_key, list_keys, revoke_key, update_key
+from shared.repositories.teams import get_team, set_user_team
 from shared.repositories.users import (
     BUDGET_FIELDS,
     create_user,
@@ -92,19 +95,31 @@ def get_user_route(user_id: str) -> Response:
 
 @bp.patch("/users/<user_id>")
 @openapi.operation(
-    summary="Set a user's budgets, weight and concurrency cap",
+    summary="Set a user's budgets, team, weight and concurrency cap",
     request=UserUpdate,
     responses={200: UserOut},
     auth="admin",
     tags=TAGS,
 )
 def update_user_route(user_id: str) -> Response:
-    """A budget or max_concurrency given as null is cleared (no ceiling, no cap); a field left
-    out is kept. weight cannot be null."""
+    """A budget, max_concurrency or team_id given as null is cleared (no ceiling, no cap, no
+    team); a field left out is kept. weight cannot be null. A new team_id holds the user's
+    next jobs against that team's budgets; jobs already admitted stay their old team's."""
     session = db()
     user = get_user(session, path_id(user_id, "user"))
     changes = parse_body(UserUpdate).changes()
     set_budgets(session, user, {f: v for f, v in changes.items() if f in BUDGET_FIELDS})
+    if "team_id" in changes:
+        team_id = changes.pop("team_id")
+        try:
+            team = None if team_id is None else get_team(session, team_id)
+        except NotFoundError as exc:
+            problem = f"{exc.message} (GET /v1/admin/teams lists the teams)"
+            raise ValidationError(
+                f"Invalid request: team_id: {problem}",
+                details=[{"field": "team_id", "problem": problem}],
+            ) from None
+        set_user_team(session, user, team)
     # The rest, weight and max_concurrency, are plain columns UserUpdate has already bounded.
     for field, value in changes.items():
         if field not in BUDGET_FIELDS:

@@ -1,5 +1,5 @@
 """Request and response models of the operator's admin API, /v1/admin (pydantic): users, their
-budgets and fair share, and the limits of their keys (a key itself is answered as keys.py's
+budgets, team and fair share, and the limits of their keys (a key itself is answered as keys.py's
 KeyOut)."""
 
 from __future__ import annotations
@@ -78,6 +78,11 @@ class UserUpdate(PatchModel):
         description="At most this many of the user's jobs dispatched or running at once, across "
         "all workers; null: no cap.",
     )
+    team_id: uuid.UUID | None = Field(
+        default=None,
+        description="The team (from /v1/admin/teams) whose budgets are checked with the user's "
+        "own from the next job on; null: in no team.",
+    )
 
 
 # Offset paging, for GET /v1/admin/users only: the other lists page by cursor (CursorQuery).
@@ -96,6 +101,7 @@ class UserOut(RowModel):
     max_concurrency: int | None = Field(
         description="Cap on the user's dispatched, unfinished jobs; null: none."
     )
+    team_id: uuid.UUID | None = Field(description="The user's team; null: none.")
     created_at: datetime
 
 

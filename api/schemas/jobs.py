@@ -30,6 +30,17 @@ from shared.pricing import PRICE_TABLE, model_chain
 from shared.settings import get_settings
 
 MAX_FALLBACKS = 5
+MAX_TAGS = 10
+TAG_PATTERN = r"^[A-Za-z0-9_.:-]+$"
+Tag = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=TAG_PATTERN,
+        description="Letters, digits and _ . : - (1 to 64 characters).",
+    ),
+]
 # A long-poll's longest wait: under the usual 60 s proxy and load-balancer idle timeouts.
 MAX_WAIT_S = 30
 # Documented, not enforced by pydantic: an unknown model is refused as `unknown_model`.
@@ -123,6 +134,13 @@ class JobCreate(StrictModel):
         description="Relay the model's tokens while the job runs, at GET /v1/jobs/<id>/stream "
         "(Server-Sent Events).",
     )
+    tags: list[Tag] = Field(
+        default_factory=list,
+        max_length=MAX_TAGS,
+        json_schema_extra={"uniqueItems": True},
+        description=f"Up to {MAX_TAGS} distinct labels to attribute the job's cost by "
+        "(GET /v1/usage?group_by=tag) and to filter GET /v1/jobs by (?tag=).",
+    )
 
     @field_validator("messages")
     @classmethod
@@ -143,6 +161,14 @@ class JobCreate(StrictModel):
         if len(set(fallbacks)) != len(fallbacks):
             raise ValueError("fallbacks must differ from each other")
         return fallbacks
+
+    @field_validator("tags")
+    @classmethod
+    def _distinct_tags(cls, tags: list[str]) -> list[str]:
+        repeated = sorted({tag for tag in tags if tags.count(tag) > 1})
+        if repeated:
+            raise ValueError(f"tags must differ from each other; repeated: {repeated}")
+        return tags
 
     def models(self) -> list[str]:
         """The models the worker may try, in order (the default chain when no fallbacks are
@@ -178,6 +204,7 @@ class JobListQuery(CursorQuery):
     model: str | None = Field(default=None, min_length=1, max_length=100, pattern=NO_NUL)
     created_after: Rfc3339Datetime | None = None
     created_before: Rfc3339Datetime | None = None
+    tag: Tag | None = Field(default=None, description="Only jobs carrying this tag.")
 
 
 class JobGetQuery(StrictModel):

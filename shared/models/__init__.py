@@ -7,7 +7,8 @@ from shared.models.batch import OPEN_BATCH_STATUSES, Batch, BatchOrigin, BatchSt
 from shared.models.file import File
 from shared.models.job import FINAL_STATUSES, Job, JobStatus, Priority
 from shared.models.openai_batch import OpenAIBatch
-from shared.models.spend import SpendCounter
+from shared.models.spend import SpendCounter, TeamSpendCounter
+from shared.models.team import Team
 from shared.models.usage import UsageRecord
 from shared.models.user import User
 from shared.models.webhook_endpoint import WebhookEndpoint
@@ -36,6 +37,8 @@ __all__ = [
     "OpenAIBatch",
     "Priority",
     "SpendCounter",
+    "Team",
+    "TeamSpendCounter",
     "UsageRecord",
     "User",
     "WebhookAttempt",

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, DateTime, Integer, String, Uuid, text
+from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Integer, String, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.models.base import Base, Money, created_at_column
@@ -43,4 +43,6 @@ class User(Base):
         Integer, nullable=False, default=1, server_default=text("1")
     )
     max_concurrency: Mapped[int | None] = mapped_column(Integer)
+    # The team whose budgets are checked with the user's own (at most one); NULL: none.
+    team_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = created_at_column()

@@ -2,7 +2,8 @@
 the lease, the job is still running, and no webhook waits on it (no callback URL, no enabled
 endpoint of its owner).
 
-Its data-modifying CTEs lock and finish the job, settle the owner's spend counters, and add the
+Its data-modifying CTEs lock and finish the job, settle the owner's spend counters (and then the
+counters of the team that held the job, if any: no row for a job without one), and add the
 final attempt and its usage row; PostgreSQL runs them as one atomic statement, so one round trip
 does what took seven (BEGIN, five statements, COMMIT). When any condition fails it writes nothing
 and the caller takes the full path (`job_leases.finish_job`), which also writes the webhook
@@ -24,7 +25,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 from sqlalchemy.types import String, Uuid
 
-from shared.models import Job, JobAttempt, JobStatus, SpendCounter, UsageRecord
+from shared.models import Job, JobAttempt, JobStatus, SpendCounter, TeamSpendCounter, UsageRecord
 from shared.models.base import Money
 from shared.repositories.attempts import AttemptRecord, attempt_row
 from shared.repositories.budgets import spent_plus
@@ -34,6 +35,7 @@ _jobs = Job.__table__
 _attempts = JobAttempt.__table__
 _usage = UsageRecord.__table__
 _counters = SpendCounter.__table__
+_team_counters = TeamSpendCounter.__table__
 _USAGE_COLUMNS = [
     *("id", "user_id", "job_id", "attempt_id", "provider", "model"),
     *("input_tokens", "output_tokens", "cost_usd"),
@@ -42,7 +44,7 @@ _USAGE_COLUMNS = [
 
 def _statement() -> Select[tuple[int]]:
     held = (
-        select(_jobs.c.id, _jobs.c.user_id, _jobs.c.reserved_usd.label("released"))
+        select(_jobs.c.id, _jobs.c.user_id, _jobs.c.team_id, _jobs.c.reserved_usd.label("released"))
         .where(
             _jobs.c.id == bindparam("job_id", type_=Uuid),
             _jobs.c.lease_token == bindparam("token", type_=Uuid),
@@ -68,14 +70,25 @@ def _statement() -> Select[tuple[int]]:
             lease_token=None,
             lease_expires_at=None,
         )
-        .returning(_jobs.c.id, held.c.user_id, held.c.released)
+        .returning(_jobs.c.id, held.c.user_id, held.c.team_id, held.c.released)
         .cte("done")
     )
     settled = (
         update(_counters)
         .where(_counters.c.user_id == done.c.user_id)
         .values(held_usd=_counters.c.held_usd - done.c.released, **spent_plus(cost))
+        .returning(done.c.team_id, done.c.released)
         .cte("settled")
+    )
+    # From the user's settlement, so the user's counter is locked first, as everywhere.
+    team_settled = (
+        update(_team_counters)
+        .where(_team_counters.c.team_id == settled.c.team_id)
+        .values(
+            held_usd=_team_counters.c.held_usd - settled.c.released,
+            **spent_plus(cost, TeamSpendCounter),
+        )
+        .cte("team_settled")
     )
     number = (
         select(func.coalesce(func.max(_attempts.c.number), 0) + 1)
@@ -114,7 +127,7 @@ def _statement() -> Select[tuple[int]]:
         )
         .cte("usage")
     )
-    return select(func.count()).select_from(done).add_cte(settled, attempt, usage)
+    return select(func.count()).select_from(done).add_cte(settled, team_settled, attempt, usage)
 
 
 _FINISH = _statement()

@@ -56,6 +56,8 @@ class Claim:
     request_id: str | None = None
     # Seconds since the job was accepted, by the database's clock, at the claim.
     age_s: float = 0.0
+    # The team whose budgets hold the job (its settlement moves that team's counter too).
+    team_id: uuid.UUID | None = None
 
 
 def watched() -> ColumnElement[bool]:
@@ -107,6 +109,7 @@ def _claim_statement() -> Update:
             jobs.c.priority,
             jobs.c.request_id,
             func.extract("epoch", func.now() - jobs.c.created_at).label("age_s"),
+            jobs.c.team_id,
         )
     )
 
@@ -145,6 +148,7 @@ def claim_job(session: Session, job_id: uuid.UUID, lease_s: int) -> Claim | None
         priority=row.priority,
         request_id=row.request_id,
         age_s=float(row.age_s),
+        team_id=row.team_id,
     )
 
 
@@ -210,7 +214,13 @@ def finish_job(session: Session, claim: Claim, outcome: Outcome) -> Finished | N
         ).first()
         if row is not None:
             job, released = row
-            settle(session, claim.user_id, released=released, cost=outcome.cost_usd)
+            settle(
+                session,
+                claim.user_id,
+                released=released,
+                cost=outcome.cost_usd,
+                team_id=job.team_id,
+            )
             return Finished(job, was)
     return None
 
@@ -232,9 +242,9 @@ def lease_status(session: Session, job_id: uuid.UUID, token: uuid.UUID) -> str |
 def add_charge(
     session: Session, claim: Claim, input_tokens: int, output_tokens: int, cost: Decimal
 ) -> None:
-    """Add a billed attempt's usage to the job's totals and the user's spend (in the
-    attempt's transaction)."""
-    settle(session, claim.user_id, released=Decimal(0), cost=cost)
+    """Add a billed attempt's usage to the job's totals and the spend of the user and its team
+    (in the attempt's transaction)."""
+    settle(session, claim.user_id, released=Decimal(0), cost=cost, team_id=claim.team_id)
     session.execute(
         update(Job)
         .where(Job.id == claim.job_id)

@@ -1,0 +1,77 @@
+"""Teams: create, find and list them, set their budgets, and put a user in one (or none)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from shared.errors import AlreadyExistsError, NotFoundError
+from shared.models import Team, User
+from shared.repositories.budgets import open_team_counter
+from shared.repositories.users import BUDGET_FIELDS
+
+
+def create_team(
+    session: Session,
+    name: str,
+    *,
+    daily_budget_usd: Decimal | None = None,
+    monthly_budget_usd: Decimal | None = None,
+) -> Team:
+    """Add a team named `name` with its counters at zero; AlreadyExistsError if the name is
+    taken."""
+    team = Team(name=name, daily_budget_usd=daily_budget_usd, monthly_budget_usd=monthly_budget_usd)
+    try:
+        # The unique index decides, so two concurrent creates cannot both win.
+        with session.begin_nested():
+            session.add(team)
+            session.flush()
+    except IntegrityError:
+        raise AlreadyExistsError(f"A team named {name!r} already exists.") from None
+    open_team_counter(session, team.id)
+    session.refresh(team)
+    return team
+
+
+def get_team(session: Session, team_id: uuid.UUID) -> Team:
+    team = session.get(Team, team_id)
+    if team is None:
+        raise NotFoundError(f"No team with id '{team_id}'.")
+    return team
+
+
+def get_team_by_name(session: Session, name: str) -> Team:
+    team = session.scalars(select(Team).where(Team.name == name)).one_or_none()
+    if team is None:
+        raise NotFoundError(f"No team named {name!r}.")
+    return team
+
+
+def list_teams(session: Session) -> list[Team]:
+    """Every team in creation order (id breaks ties)."""
+    return list(session.scalars(select(Team).order_by(Team.created_at, Team.id)))
+
+
+def set_team_budgets(session: Session, team: Team, changes: Mapping[str, Decimal | None]) -> Team:
+    """Set the given budgets (None clears one: no ceiling); absent ones are kept. Lowering a
+    budget below what is held refuses new jobs; it never takes back a hold."""
+    unknown = set(changes) - BUDGET_FIELDS
+    if unknown:
+        raise ValueError(f"not budget fields: {sorted(unknown)}")
+    for field, value in changes.items():
+        setattr(team, field, value)
+    session.flush()
+    return team
+
+
+def set_user_team(session: Session, user: User, team: Team | None) -> User:
+    """Put the user in `team` (None: in no team). Only admissions from now on are held against
+    the new team: a job already admitted stays its old team's until it settles."""
+    user.team_id = None if team is None else team.id
+    session.flush()
+    return user
