@@ -27,7 +27,19 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import CTE, ColumnElement, Date, Update, case, cast, func, literal, select, update
+from sqlalchemy import (
+    CTE,
+    ColumnElement,
+    Date,
+    Update,
+    case,
+    cast,
+    exists,
+    func,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from shared.errors import BudgetExceededError
@@ -96,12 +108,15 @@ def team_hold(held: CTE, amount: Any, team_id: Any = None) -> Update:
     only with the user's hold `held` (the CTE of `hold`) and after it: for the team `team_id`,
     by default the user's own (held's team_id, so no row when the user has no team). RETURNING
     the team id (no row: no team, or it does not fit)."""
-    team = held.c.team_id if team_id is None else team_id
+    if team_id is None:
+        which = TeamSpendCounter.team_id == held.c.team_id
+    else:
+        # EXISTS, evaluated before the scan: the user's row is still locked first.
+        which = (TeamSpendCounter.team_id == team_id) & exists(select(held.c.user_id))
     return (
         update(TeamSpendCounter)
         .where(
-            TeamSpendCounter.team_id == team,
-            held.c.user_id.is_not(None),
+            which,
             Team.id == TeamSpendCounter.team_id,
             _fits(TeamSpendCounter, Team, amount),
         )
@@ -162,7 +177,8 @@ def settle(
     settled = user.returning(SpendCounter.user_id).cte("settled")
     session.execute(
         update(TeamSpendCounter)
-        .where(TeamSpendCounter.team_id == team_id, settled.c.user_id.is_not(None))
+        # EXISTS, evaluated before the scan: the user's row is locked first, as everywhere.
+        .where(TeamSpendCounter.team_id == team_id, exists(select(settled.c.user_id)))
         .values(
             held_usd=TeamSpendCounter.held_usd - released,
             **spent_plus(cost, TeamSpendCounter),
