@@ -150,7 +150,7 @@ def usage_groups(session: Session, scope: UsageScope, group_by: GroupBy) -> list
         key = _utc_day()
     elif group_by is GroupBy.TAG:
         # An untagged job's usage joins one NULL tag (LEFT JOIN LATERAL unnest).
-        tags = func.unnest(Job.tags).table_valued("tag").lateral("t")
+        tags = func.unnest(Job.tags).table_valued("tag").render_derived(name="t").lateral()
         query = query.join(Job, Job.id == UsageRecord.job_id).outerjoin(tags, true())
         key = tags.c.tag
     elif group_by is GroupBy.TEAM:
