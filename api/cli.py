@@ -21,11 +21,13 @@ from shared.errors import PromptqError
 from shared.models import ApiKey
 from shared.money import usd
 from shared.repositories.api_keys import get_key, issue_key, list_keys, revoke_key
+from shared.repositories.audit_log import CLI
 from shared.repositories.users import (
     create_user,
     get_user_by_name,
     list_users,
     set_budgets,
+    set_share,
 )
 from shared.settings import get_settings
 
@@ -117,7 +119,7 @@ def users_create(name: str) -> None:
     checked = _checked(UserCreate, name=name)
     try:
         with transaction() as session:
-            user = create_user(session, checked.name)
+            user = create_user(session, checked.name, actor=CLI)
     except PromptqError as exc:
         raise _fail(exc) from None
     click.echo(str(user.id))
@@ -151,7 +153,7 @@ def users_set_budget(ctx: click.Context, name: str, daily: Any, monthly: Any) ->
         raise click.UsageError("Give --daily and/or --monthly.")
     try:
         with transaction() as session:
-            user = set_budgets(session, get_user_by_name(session, name), changes)
+            user = set_budgets(session, get_user_by_name(session, name), changes, actor=CLI)
     except PromptqError as exc:
         raise _fail(exc) from None
     daily_out = _shown_budget(user.daily_budget_usd)
@@ -176,19 +178,17 @@ def users_set_share(
     ctx: click.Context, name: str, weight: int | None, max_concurrency: int | None
 ) -> None:
     """Set the fair-share weight and/or the concurrency cap of user NAME."""
-    if not any(
-        ctx.get_parameter_source(option) == ParameterSource.COMMANDLINE
-        for option in ("weight", "max_concurrency")
-    ):
+    changes: dict[str, int | None] = {}
+    if weight is not None:
+        changes["weight"] = weight
+    # Only an explicit option changes the cap: "none" clears it, leaving it out keeps it.
+    if ctx.get_parameter_source("max_concurrency") == ParameterSource.COMMANDLINE:
+        changes["max_concurrency"] = max_concurrency
+    if not changes:
         raise click.UsageError("Give --weight and/or --max-concurrency.")
     try:
         with transaction() as session:
-            user = get_user_by_name(session, name)
-            if weight is not None:
-                user.weight = weight
-            # Only an explicit option changes the cap: "none" clears it, leaving it out keeps it.
-            if ctx.get_parameter_source("max_concurrency") == ParameterSource.COMMANDLINE:
-                user.max_concurrency = max_concurrency
+            user = set_share(session, get_user_by_name(session, name), changes, actor=CLI)
     except PromptqError as exc:
         raise _fail(exc) from None
     cap = CLEAR if user.max_concurrency is None else user.max_concurrency
@@ -216,6 +216,7 @@ def keys_create(user: str, name: str | None, expires_in_days: int | None) -> Non
                 get_user_by_name(session, user),
                 name=checked.name,
                 expires_at=checked.expiry(),
+                actor=CLI,
             )
     except PromptqError as exc:
         raise _fail(exc) from None
@@ -254,7 +255,7 @@ def keys_revoke(key_id: str) -> None:
     """Revoke the key with id KEY_ID (from `promptq keys list`); it stops working at once."""
     try:
         with transaction() as session:
-            key = revoke_key(session, get_key(session, path_id(key_id, "API key")))
+            key = revoke_key(session, get_key(session, path_id(key_id, "API key")), actor=CLI)
     except PromptqError as exc:
         raise _fail(exc) from None
     assert key.revoked_at is not None  # revoke_key sets it

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from decimal import Decimal
 from functools import lru_cache
 from typing import Annotated, Self
 
@@ -114,6 +115,12 @@ class Settings(BaseSettings):
     # Attempts a job may be billed for; its budget reservation covers this many worst cases.
     max_billed_attempts: int = Field(default=3, ge=1)
     webhook_secret_rotation_grace_s: int = Field(default=24 * 3600, ge=0)
+    # Budget alerts (shared/repositories/budget_alerts.py): a `budget.threshold` webhook event
+    # when a user's daily or monthly spend crosses one of these fractions of the budget, once
+    # per period and fraction. Empty: no alerts.
+    budget_alert_fractions: Annotated[list[Decimal], NoDecode] = Field(
+        default_factory=lambda: [Decimal("0.8"), Decimal("1.0")], max_length=10
+    )
 
     # Retry and fallback (worker/pipeline.py).
     max_attempts_per_model: int = Field(default=3, ge=1)
@@ -222,7 +229,9 @@ class Settings(BaseSettings):
     # Celery beat's schedule file.
     beat_schedule_file: str = ".data/celerybeat-schedule"
 
-    @field_validator("webhook_schedule_s", "webhook_allowed_networks", mode="before")
+    @field_validator(
+        "webhook_schedule_s", "webhook_allowed_networks", "budget_alert_fractions", mode="before"
+    )
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         # Environment variables give "0,5,300"; code and tests may pass a list.
@@ -249,6 +258,14 @@ class Settings(BaseSettings):
                     f"{unknown})"
                 )
         return value
+
+    @field_validator("budget_alert_fractions")
+    @classmethod
+    def _fractions(cls, value: list[Decimal]) -> list[Decimal]:
+        # Four decimal places: what budget_alerts.fraction keeps, so the key is exact.
+        if any(not 0 < f <= 1 or f != f.quantize(Decimal("0.0001")) for f in value):
+            raise ValueError("budget_alert_fractions must be in (0, 1], at most 4 decimals")
+        return sorted(set(value))
 
     @field_validator("webhook_nameserver")
     @classmethod

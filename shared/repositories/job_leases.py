@@ -5,7 +5,7 @@ shutdown), and the fenced final write that also settles the budget reservation."
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -29,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from shared.models import Job, JobStatus, WebhookEndpoint
+from shared.repositories.budget_alerts import Alert
 from shared.repositories.budgets import settle
 
 Lease = tuple[uuid.UUID, uuid.UUID]  # (job id, lease token)
@@ -164,20 +165,28 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Finished:
-    """The job as the final write left it, and the status it had before: running (now final)
-    or cancelled (while it ran, and kept)."""
+    """The job as the final write left it, the status it had before: running (now final) or
+    cancelled (while it ran, and kept), and the budget alerts its charge recorded."""
 
     job: Job
     was: JobStatus
+    alerts: list[Alert] = field(default_factory=list)
 
 
-def finish_job(session: Session, claim: Claim, outcome: Outcome) -> Finished | None:
+def finish_job(
+    session: Session,
+    claim: Claim,
+    outcome: Outcome,
+    *,
+    alert_fractions: Sequence[Decimal] = (),
+) -> Finished | None:
     """Write the final state if this worker still holds the lease; None if it lost it.
 
     The job's reservation drops to 0 in this transaction, the one that adds its usage rows, so
     the user's spend moves from held to charged at once. A job cancelled while it ran keeps its
     status, but the tokens and cost of the call that was made are still recorded and charged.
-    One UPDATE in the usual case (the job still running), a second when it was cancelled.
+    One UPDATE in the usual case (the job still running), a second when it was cancelled;
+    the settlement records the budget fractions the charge crossed (`alert_fractions`).
     """
     totals: dict[str, Any] = {
         "input_tokens": Job.input_tokens + outcome.input_tokens,
@@ -214,8 +223,14 @@ def finish_job(session: Session, claim: Claim, outcome: Outcome) -> Finished | N
         ).first()
         if row is not None:
             job, released = row
-            settle(session, claim.user_id, released=released, cost=outcome.cost_usd)
-            return Finished(job, was)
+            alerts = settle(
+                session,
+                claim.user_id,
+                released=released,
+                cost=outcome.cost_usd,
+                alert_fractions=alert_fractions,
+            )
+            return Finished(job, was, alerts)
     return None
 
 
@@ -234,11 +249,19 @@ def lease_status(session: Session, job_id: uuid.UUID, token: uuid.UUID) -> str |
 
 
 def add_charge(
-    session: Session, claim: Claim, input_tokens: int, output_tokens: int, cost: Decimal
-) -> None:
+    session: Session,
+    claim: Claim,
+    input_tokens: int,
+    output_tokens: int,
+    cost: Decimal,
+    *,
+    alert_fractions: Sequence[Decimal] = (),
+) -> list[Alert]:
     """Add a billed attempt's usage to the job's totals and the user's spend (in the
-    attempt's transaction)."""
-    settle(session, claim.user_id, released=Decimal(0), cost=cost)
+    attempt's transaction); the budget alerts the charge recorded."""
+    alerts = settle(
+        session, claim.user_id, released=Decimal(0), cost=cost, alert_fractions=alert_fractions
+    )
     session.execute(
         update(Job)
         .where(Job.id == claim.job_id)
@@ -249,6 +272,7 @@ def add_charge(
         )
         .execution_options(synchronize_session=False)
     )
+    return alerts
 
 
 def renew_leases(session: Session, leases: Iterable[Lease], lease_s: int) -> int:

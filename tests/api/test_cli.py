@@ -15,6 +15,7 @@ from shared.db import transaction
 from shared.errors import AuthenticationError
 from shared.models import ApiKey, User
 from shared.repositories.api_keys import authenticate
+from shared.repositories.audit_log import CLI
 from shared.repositories.users import create_user
 from tests.conftest import Services
 
@@ -118,7 +119,7 @@ def test_set_share(clean: Services) -> None:
 def test_bad_input_exits_non_zero(clean: Services, args: list[str], code: int, says: str) -> None:
     """Bad options exit 2 (usage), unknown users or keys exit 1, each with a clear message."""
     with transaction() as session:
-        create_user(session, "alice")
+        create_user(session, "alice", actor=CLI)
     done = _run(clean, *args)
     assert done.returncode == code
     assert says in done.stderr and "Traceback" not in done.stderr

@@ -30,7 +30,7 @@ from shared.repositories.job_leases import (
     lease_status,
     requeue_job,
 )
-from shared.repositories.webhook_messages import enqueue_events_for
+from shared.repositories.webhook_messages import enqueue_budget_alerts, enqueue_events_for
 from shared.settings import Settings, get_settings
 from worker import metrics
 from worker.attempt import AttemptResult
@@ -66,27 +66,31 @@ class _Sink:
     def save(self, attempt: AttemptResult) -> bool:
         record = _record(attempt)
 
-        def write() -> bool:
+        def write() -> list[tuple[str, int]] | None:
             with transaction() as session:
                 if lease_status(session, self._claim.job_id, self._claim.lease_token) is None:
-                    return False
+                    return None
                 record_attempt(
                     session, job_id=self._claim.job_id, user_id=self._claim.user_id, attempt=record
                 )
-                if record.billed:
-                    add_charge(
-                        session,
-                        self._claim,
-                        record.input_tokens,
-                        record.output_tokens,
-                        record.cost_usd,
-                    )
-            return True
+                if not record.billed:
+                    return []
+                alerts = add_charge(
+                    session,
+                    self._claim,
+                    record.input_tokens,
+                    record.output_tokens,
+                    record.cost_usd,
+                    alert_fractions=get_settings().budget_alert_fractions,
+                )
+                return enqueue_budget_alerts(session, alerts)
 
-        saved = _while_leased(self._claim, write, "save_attempt")
-        if saved:
-            metrics.record_attempt(record.model, record.outcome, _billed(record))
-        return saved
+        webhooks = _while_leased(self._claim, write, "save_attempt")
+        if webhooks is None:
+            return False
+        outbox.publish_webhooks(webhooks)
+        metrics.record_attempt(record.model, record.outcome, _billed(record))
+        return True
 
     def cancelled(self) -> bool:
         def read() -> str | None:
@@ -263,22 +267,24 @@ def _finish(
         cost_usd=charged.cost_usd if charged else Decimal(0),
     )
     settings = get_settings()
+    fractions = settings.budget_alert_fractions
 
     def commit() -> list[tuple[str, int]] | None:
         if record is not None and not claim.watched:
             with one_statement() as session:
-                if finish_unwatched(session, claim, outcome, record):
+                if finish_unwatched(session, claim, outcome, record, fractions):
                     return []
         with transaction() as session:
-            finished = finish_job(session, claim, outcome)
+            finished = finish_job(session, claim, outcome, alert_fractions=fractions)
             if finished is None:
                 return None
             if record is not None:
                 record_attempt(session, job_id=claim.job_id, user_id=claim.user_id, attempt=record)
+            alerts = enqueue_budget_alerts(session, finished.alerts)
             # A job cancelled while it ran announced itself when it was cancelled.
             if finished.was != JobStatus.RUNNING:
-                return []
-            return enqueue_events_for(session, [finished.job], settings.public_base_url)
+                return alerts
+            return alerts + enqueue_events_for(session, [finished.job], settings.public_base_url)
 
     # The provider's answer is in hand: a database blip must not cost a second call.
     webhooks = _while_leased(claim, commit, "finish")
