@@ -24,11 +24,14 @@ from shared.models import ApiKey, User
 from shared.repositories.api_keys import get_key, issue_key, list_keys, revoke_key, update_key
 from shared.repositories.users import (
     BUDGET_FIELDS,
+    INPUT_SAFETY_FIELDS,
     create_user,
     get_user,
     list_users,
     set_budgets,
+    set_input_safety,
 )
+from shared.settings import get_settings
 
 bp = Blueprint("admin", __name__, url_prefix="/v1/admin")
 bp.before_request(require_admin)
@@ -92,7 +95,7 @@ def get_user_route(user_id: str) -> Response:
 
 @bp.patch("/users/<user_id>")
 @openapi.operation(
-    summary="Set a user's budgets, weight and concurrency cap",
+    summary="Set a user's budgets, weight, concurrency cap and input safety",
     request=UserUpdate,
     responses={200: UserOut},
     auth="admin",
@@ -100,16 +103,23 @@ def get_user_route(user_id: str) -> Response:
 )
 def update_user_route(user_id: str) -> Response:
     """A budget or max_concurrency given as null is cleared (no ceiling, no cap); a field left
-    out is kept. weight cannot be null."""
+    out is kept. weight and the input-safety booleans cannot be null."""
     session = db()
     user = get_user(session, path_id(user_id, "user"))
     changes = parse_body(UserUpdate).changes()
     set_budgets(session, user, {f: v for f, v in changes.items() if f in BUDGET_FIELDS})
+    safety = {f: v for f, v in changes.items() if f in INPUT_SAFETY_FIELDS}
+    stale_keys = []
+    if safety:
+        stale_keys = set_input_safety(session, user, safety, get_settings().pii_vault_key)
     # The rest, weight and max_concurrency, are plain columns UserUpdate has already bounded.
     for field, value in changes.items():
-        if field not in BUDGET_FIELDS:
+        if field not in BUDGET_FIELDS | INPUT_SAFETY_FIELDS:
             setattr(user, field, value)
     session.commit()
+    # Read with the key: this process applies the change at once, the others within KEY_CACHE_S.
+    for key_hash in stale_keys:
+        forget_key(key_hash)
     return _user_json(user)
 
 

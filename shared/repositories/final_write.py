@@ -67,6 +67,7 @@ def _statement() -> Select[tuple[int]]:
             reserved_usd=Decimal(0),
             lease_token=None,
             lease_expires_at=None,
+            pii_vault=None,
         )
         .returning(_jobs.c.id, held.c.user_id, held.c.released)
         .cte("done")

@@ -1,4 +1,5 @@
-"""Users: create, find, list, set their budgets and rotate their callback secret."""
+"""Users: create, find, list, set their budgets and input-safety settings, and rotate their
+callback secret."""
 
 from __future__ import annotations
 
@@ -12,11 +13,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shared.errors import AlreadyExistsError, NotFoundError
-from shared.models import User
+from shared.input_safety.pii_vault import require_key
+from shared.models import ApiKey, User
 from shared.repositories.budgets import open_counter
 from shared.webhook_secrets import new_webhook_secret
 
 BUDGET_FIELDS = frozenset({"daily_budget_usd", "monthly_budget_usd"})
+INPUT_SAFETY_FIELDS = frozenset(
+    {"scrub_pii", "restore_pii", "keep_original_prompts", "injection_screening"}
+)
 
 
 def create_user(
@@ -69,6 +74,23 @@ def set_budgets(session: Session, user: User, changes: Mapping[str, Decimal | No
         setattr(user, field, value)
     session.flush()
     return user
+
+
+def set_input_safety(
+    session: Session, user: User, changes: Mapping[str, object], vault_key: str
+) -> list[str]:
+    """Set the given input-safety settings; the hashes of the user's keys, whose cached copies
+    (with the settings read alongside) are now stale. Restoring PII without keeping originals
+    needs the operator's PII_VAULT_KEY (PiiRestoreUnavailableError)."""
+    unknown = set(changes) - INPUT_SAFETY_FIELDS
+    if unknown:
+        raise ValueError(f"not input-safety fields: {sorted(unknown)}")
+    for field, value in changes.items():
+        setattr(user, field, value)
+    if user.restore_pii and not user.keep_original_prompts:
+        require_key(vault_key)
+    session.flush()
+    return list(session.scalars(select(ApiKey.key_hash).where(ApiKey.user_id == user.id)))
 
 
 def rotate_callback_secret(session: Session, user: User, grace_s: int) -> User:
