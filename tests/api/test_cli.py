@@ -97,7 +97,8 @@ def test_set_safety(clean: Services) -> None:
     """`users set-safety` sets the input-safety settings and prints them all, keeps omitted
     ones, and refuses restoring for a user who keeps no originals while PII_VAULT_KEY is
     unset."""
-    _ok(clean, "users", "create", "alice")
+    with transaction() as session:
+        create_user(session, "alice")
     out = _ok(clean, "users", "set-safety", "alice", "--scrub-pii", "--injection-screening", "flag")
     assert out == (
         "alice: scrub pii on, restore pii off, keep original prompts off, injection screening flag"
