@@ -11,6 +11,8 @@ PromptqError
 ├── InputRejectedError         prompt-injection screening refused the prompt
 ├── UnsupportedMediaTypeError  a body sent as anything but application/json
 ├── UnknownModelError          the model is not in the catalogue
+│   ├── UnknownRoutingPolicyError  `model: "auto"` names a routing policy nobody defined
+│   └── NoModelFitsError       no candidate of the routing policy fits the request
 ├── ConflictError              the request collides with existing state
 │   ├── IdempotencyConflictError   an Idempotency-Key reused for a different body
 │   ├── JobNotCancellableError     the job already finished
@@ -90,6 +92,14 @@ class UnsupportedMediaTypeError(PromptqError):
 
 class UnknownModelError(PromptqError):
     code = "unknown_model"
+
+
+class UnknownRoutingPolicyError(UnknownModelError):
+    code = "unknown_routing_policy"
+
+
+class NoModelFitsError(UnknownModelError):
+    code = "no_model_fits"
 
 
 class ConflictError(PromptqError):

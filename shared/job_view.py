@@ -42,6 +42,11 @@ class JobResult(BaseModel):
     provider: str
     model: str = Field(description="The model that answered (a fallback's, if one did).")
     cached: bool = Field(description="Served from the response cache: no call, no cost.")
+    degraded: bool = Field(
+        default=False,
+        description="Every model of the chain failed: the content is the job's "
+        "fallback_response, not a model's answer.",
+    )
 
 
 class Screening(BaseModel):
@@ -75,6 +80,14 @@ class JobOut(BaseModel):
     screening: Screening | None = Field(
         description="Its prompt-injection verdict; null: not screened."
     )
+    fallback_response: str | None = Field(
+        default=None, description="The last-resort answer the job carries, if any."
+    )
+    routing: dict[str, Any] | None = Field(
+        default=None,
+        description='For `model: "auto"`: {policy, chosen, chain, reason, skipped}; `model` and '
+        "`fallbacks` are then the chosen chain.",
+    )
     result: JobResult | None
     error: dict[str, Any] | None
     usage: Usage
@@ -103,6 +116,8 @@ class JobOut(BaseModel):
             scrub_pii=job.scrub_pii,
             restore_pii=job.restore_pii,
             screening=None if job.screening is None else Screening.model_validate(job.screening),
+            fallback_response=job.request.get("fallback_response"),
+            routing=job.routing,
             result=None if job.result is None else JobResult.model_validate(job.result),
             error=job.error,
             usage=Usage.of(job.input_tokens, job.output_tokens),

@@ -9,6 +9,8 @@ from typing import Annotated, Self
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from shared.pricing import is_known_model
+
 # Standard Webhooks' recommended schedule: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h,
 # 20 h and 24 h after the previous attempt (about three days in all).
 # The bounds of a batch's completion window: a minute to a week.
@@ -128,6 +130,10 @@ class Settings(BaseSettings):
     breaker_cooldown_s: float = Field(default=30.0, gt=0)
     breaker_half_open_probes: int = Field(default=1, ge=1)
 
+    # Named routing policies for `model: "auto"`: policy name -> candidate models (JSON), e.g.
+    # {"cheap": ["gpt-4o-mini", "claude-3-5-haiku-latest"]}; plain "auto" takes every model.
+    routing_policies: dict[str, list[str]] = Field(default_factory=dict)
+
     # In-flight call caps shared by all workers; a permit expires so a dead worker's comes back.
     model_concurrency_cap: int = Field(default=64, ge=1)
     model_concurrency_caps: dict[str, int] = Field(default_factory=dict)
@@ -241,6 +247,18 @@ class Settings(BaseSettings):
         for network in value:
             # Strict: 127.0.0.1/8 (host bits set) is a typo for 127.0.0.0/8, not a network.
             ipaddress.ip_network(network)
+        return value
+
+    @field_validator("routing_policies")
+    @classmethod
+    def _known_candidates(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name, models in value.items():
+            unknown = [m for m in models if not is_known_model(m)]
+            if not models or unknown:
+                raise ValueError(
+                    f"routing policy {name!r} needs one or more catalogue models (unknown: "
+                    f"{unknown})"
+                )
         return value
 
     @field_validator("webhook_nameserver")

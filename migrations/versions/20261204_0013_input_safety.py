@@ -2,7 +2,7 @@
 settings, their encrypted placeholder mapping and their screening verdict
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0016
 Create Date: 2026-12-04 19:00:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0013"
-down_revision: str | None = "0011"
+down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -111,6 +111,9 @@ class Job(Base):
     priority: Mapped[str] = mapped_column(String(8), nullable=False, default=Priority.NORMAL)
     model: Mapped[str] = mapped_column(String(100), nullable=False)
     fallbacks: Mapped[list[str]] = mapped_column(JSONB, nullable=False, default=list)
+    # `model: "auto"`: the chain chosen at admission and why (shared/model_routing.py); the
+    # worker walks exactly `chain`. NULL for a job that named its model.
+    routing: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     # The model call as the user asked for it: messages, max_tokens, temperature.
     request: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
     # `metadata` is reserved on declarative classes, hence the attribute name.

@@ -60,6 +60,8 @@ class Claim:
     request_id: str | None = None
     # Seconds since the job was accepted, by the database's clock, at the claim.
     age_s: float = 0.0
+    # A `model: "auto"` job's routing (its chain), None for a job that named its model.
+    routing: dict[str, Any] | None = None
 
 
 def watched() -> ColumnElement[bool]:
@@ -114,6 +116,7 @@ def _claim_statement() -> Update:
             jobs.c.priority,
             jobs.c.request_id,
             func.extract("epoch", func.now() - jobs.c.created_at).label("age_s"),
+            jobs.c.routing,
         )
     )
 
@@ -155,6 +158,7 @@ def claim_job(session: Session, job_id: uuid.UUID, lease_s: int) -> Claim | None
         priority=row.priority,
         request_id=row.request_id,
         age_s=float(row.age_s),
+        routing=row.routing,
     )
 
 

@@ -39,7 +39,7 @@ from worker.dispatcher import get_dispatcher
 from worker.final_announcements import get_final_announcer
 from worker.lease_keeper import get_lease_keeper
 from worker.pii_guard import guard, restored
-from worker.pipeline import JobSpec, run_chain
+from worker.pipeline import JobSpec, MaxCostExceededError, run_chain
 from worker.pipeline import Outcome as ChainOutcome
 from worker.policies import get_policies
 from worker.providers.base import ProviderRequest
@@ -49,6 +49,8 @@ from worker.token_stream import TokenStream
 T = TypeVar("T")
 log = get_logger(__name__)
 
+# The name a last-resort answer goes by where a model's would: the job's own text answered.
+LAST_RESORT_MODEL = "fallback_response"
 TOO_MANY_DELIVERIES = {
     "code": "retries_exhausted",
     "message": "The job was delivered to workers too many times without finishing.",
@@ -171,6 +173,11 @@ def _run_claimed(claim: Claim, taken_at: float, settings: Settings) -> None:
 
             _while_leased(claim, hand_back, "requeue")
             log.info("job.requeued", not_before=outcome.requeue_at.isoformat())
+        elif (last_resort := _last_resort(claim, outcome)) is not None:
+            if tokens is not None and outcome.final is not None and outcome.error is not None:
+                tokens.fallback(outcome.final.model, LAST_RESORT_MODEL, outcome.error)
+                tokens.text(last_resort)
+            _finish(claim, outcome.final, None, taken_at, last_resort=last_resort)
         else:
             final = outcome.final
             if originals is not None:
@@ -186,7 +193,10 @@ def _run_claimed(claim: Claim, taken_at: float, settings: Settings) -> None:
 
 
 def _spec(claim: Claim, request: ProviderRequest) -> JobSpec:
-    models = model_chain(claim.model, claim.fallbacks)
+    if claim.routing is not None:
+        models = tuple(claim.routing["chain"])
+    else:
+        models = model_chain(claim.model, claim.fallbacks)
     if claim.max_cost_usd is not None:
         cap = claim.max_cost_usd
     else:
@@ -201,6 +211,15 @@ def _spec(claim: Claim, request: ProviderRequest) -> JobSpec:
     )
 
 
+def _last_resort(claim: Claim, outcome: ChainOutcome) -> str | None:
+    """The job's fallback_response when every model of its chain failed. Not when the job's own
+    cost cap stopped it: that is the user's limit, not the models' failure."""
+    text = claim.request.get("fallback_response")
+    if text is None or outcome.error is None or isinstance(outcome.error, MaxCostExceededError):
+        return None
+    return str(text)
+
+
 def _error(outcome: ChainOutcome) -> dict[str, Any] | None:
     if outcome.error is None:
         return None
@@ -212,15 +231,30 @@ def _billed(record: AttemptRecord) -> Decimal:
 
 
 def _finish(
-    claim: Claim, final: AttemptResult | None, error: dict[str, Any] | None, taken_at: float
+    claim: Claim,
+    final: AttemptResult | None,
+    error: dict[str, Any] | None,
+    taken_at: float,
+    last_resort: str | None = None,
 ) -> None:
     """One transaction: the final attempt and its usage, the job's final state, the settlement,
-    and the webhook messages; one statement when no webhook waits on the job."""
+    and the webhook messages; one statement when no webhook waits on the job. With
+    `last_resort`, `final` is the chain's last failure, and the job succeeds with that text."""
     record = _record(final) if final is not None else None
     response = final.response if final is not None and error is None else None
     charged = record if record is not None and record.billed else None
     result = None
-    if response is not None and final is not None:
+    if last_resort is not None:
+        result = {
+            "content": last_resort,
+            "finish_reason": "stop",
+            "provider_finish_reason": LAST_RESORT_MODEL,
+            "provider": "promptq",
+            "model": LAST_RESORT_MODEL,
+            "cached": False,
+            "degraded": True,
+        }
+    elif response is not None and final is not None:
         result = {
             "content": response.content,
             "finish_reason": response.finish_reason,
@@ -230,7 +264,7 @@ def _finish(
             "cached": final.cached,
         }
     outcome = Outcome(
-        status=JobStatus.SUCCEEDED if response is not None else JobStatus.FAILED,
+        status=JobStatus.SUCCEEDED if result is not None else JobStatus.FAILED,
         result=result,
         error=error,
         input_tokens=charged.input_tokens if charged else 0,
@@ -264,10 +298,12 @@ def _finish(
     outbox.publish_webhooks(webhooks)
     if record is not None:
         metrics.record_attempt(record.model, record.outcome, _billed(record))
-    if error is not None or response is not None:
+    if error is not None or result is not None:
         # Not the settlement of a job cancelled while it ran: the API finished that one.
         model = final.model if final is not None else claim.model
         metrics.jobs_finished.labels(outcome.status, model).inc()
+        if last_resort is not None:
+            metrics.jobs_degraded.labels(claim.model).inc()
         metrics.job_end_to_end.labels(claim.priority, outcome.status).observe(
             claim.age_s + time.monotonic() - taken_at
         )
