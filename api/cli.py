@@ -1,4 +1,5 @@
-"""`promptq`: the admin command line (users, their budgets, fair share and API keys)."""
+"""`promptq`: the admin command line (users, their budgets, fair share, input safety and API
+keys)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from shared.repositories.users import (
     get_user_by_name,
     list_users,
     set_budgets,
+    set_input_safety,
     set_share,
 )
 from shared.settings import get_settings
@@ -193,6 +195,67 @@ def users_set_share(
         raise _fail(exc) from None
     cap = CLEAR if user.max_concurrency is None else user.max_concurrency
     click.echo(f"{user.name}: weight {user.weight}, max concurrency {cap}")
+
+
+def _on_off(value: bool) -> str:
+    return "on" if value else "off"
+
+
+@users.command("set-safety")
+@click.argument("name")
+@click.option("--scrub-pii/--no-scrub-pii", default=None, help="Scrub PII from every prompt.")
+@click.option(
+    "--restore-pii/--no-restore-pii", default=None, help="Scrub, and restore it in answers."
+)
+@click.option(
+    "--keep-original-prompts/--no-keep-original-prompts",
+    default=None,
+    help="Stored jobs keep the original prompt (otherwise the scrubbed one).",
+)
+@click.option(
+    "--injection-screening",
+    type=click.Choice(["flag", "reject", CLEAR]),
+    help='Screen every prompt for injection: flag, reject, or "none" (off).',
+)
+def users_set_safety(
+    name: str,
+    scrub_pii: bool | None,
+    restore_pii: bool | None,
+    keep_original_prompts: bool | None,
+    injection_screening: str | None,
+) -> None:
+    """Set the input safety of user NAME (README: "Input safety"); options left out are kept.
+    Running API processes apply it within KEY_CACHE_S."""
+    changes: dict[str, object] = {
+        field: value
+        for field, value in (
+            ("scrub_pii", scrub_pii),
+            ("restore_pii", restore_pii),
+            ("keep_original_prompts", keep_original_prompts),
+        )
+        if value is not None
+    }
+    if injection_screening is not None:
+        changes["injection_screening"] = (
+            None if injection_screening == CLEAR else injection_screening
+        )
+    if not changes:
+        raise click.UsageError(
+            "Give --[no-]scrub-pii, --[no-]restore-pii, --[no-]keep-original-prompts and/or "
+            "--injection-screening."
+        )
+    try:
+        with transaction() as session:
+            user = get_user_by_name(session, name)
+            set_input_safety(session, user, changes, get_settings().pii_vault_key, actor=CLI)
+    except PromptqError as exc:
+        raise _fail(exc) from None
+    click.echo(
+        f"{user.name}: scrub pii {_on_off(user.scrub_pii)}, restore pii "
+        f"{_on_off(user.restore_pii)}, keep original prompts "
+        f"{_on_off(user.keep_original_prompts)}, injection screening "
+        f"{user.injection_screening or CLEAR}"
+    )
 
 
 @main.group()

@@ -7,6 +7,8 @@ from __future__ import annotations
 import uuid
 
 from api.admission import NewJob
+from api.auth import CallerKey
+from api.input_safety import apply_input_safety
 from api.model_choice import routed
 from api.request_observability import request_id
 from api.schemas.batches import BatchJobCreate
@@ -16,7 +18,9 @@ from shared.model_routing import AUTO
 from shared.settings import Settings
 
 
-def new_job(body: JobCreate, settings: Settings) -> NewJob:
+def new_job(body: JobCreate, settings: Settings, key: CallerKey) -> NewJob:
+    """The job to admit for `body`, submitted with `key` (its owner's input-safety settings
+    apply to every surface: jobs, batches, the compatible APIs)."""
     max_tokens = body.effective_max_tokens()
     contents = body.contents()
     routing = routed(body, settings) if body.model == AUTO else None
@@ -32,6 +36,7 @@ def new_job(body: JobCreate, settings: Settings) -> NewJob:
     }
     if body.fallback_response is not None:
         request["fallback_response"] = body.fallback_response
+    safety = apply_input_safety(body, key.input_safety, request, settings)
     values = {
         "id": uuid.uuid4(),
         "priority": body.priority,
@@ -46,6 +51,7 @@ def new_job(body: JobCreate, settings: Settings) -> NewJob:
         "cache": body.cache,
         "reserved_usd": reserved,
         "request_id": request_id(),
+        **safety,
     }
     if isinstance(body, BatchJobCreate):
         values["custom_id"] = body.custom_id

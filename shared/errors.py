@@ -6,7 +6,9 @@ PromptqError
 ├── ForbiddenError             the admin API is disabled
 ├── ValidationError            the request is malformed (details say where)
 │   ├── MalformedJsonError     the body is not JSON at all
-│   └── UrlNotAllowedError     a webhook target that is not a public address (SSRF guard)
+│   ├── UrlNotAllowedError     a webhook target that is not a public address (SSRF guard)
+│   └── PiiRestoreUnavailableError  restore_pii with nowhere safe to keep the mapping
+├── InputRejectedError         prompt-injection screening refused the prompt
 ├── UnsupportedMediaTypeError  a body sent as anything but application/json
 ├── UnknownModelError          the model is not in the catalogue
 │   ├── UnknownRoutingPolicyError  `model: "auto"` names a routing policy nobody defined
@@ -66,6 +68,20 @@ class UrlNotAllowedError(ValidationError):
     call: loopback, private, link-local, multicast, reserved, or an IPv6 form of those."""
 
     code = "url_not_allowed"
+
+
+class PiiRestoreUnavailableError(ValidationError):
+    """restore_pii was asked for, but the original prompt may not be kept and the operator set
+    no PII_VAULT_KEY to seal the placeholder mapping with."""
+
+    code = "pii_restore_unavailable"
+
+
+class InputRejectedError(PromptqError):
+    """Prompt-injection screening scored the prompt at or past the threshold, and the job (or
+    its owner) asked for such prompts to be refused."""
+
+    code = "input_rejected"
 
 
 class UnsupportedMediaTypeError(PromptqError):

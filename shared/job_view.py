@@ -49,6 +49,18 @@ class JobResult(BaseModel):
     )
 
 
+class Screening(BaseModel):
+    """The prompt-injection screening verdict of a screened job."""
+
+    score: float = Field(ge=0, le=1, description="0: nothing matched; 1: certain.")
+    threshold: float = Field(description="The score at which a prompt is flagged or rejected.")
+    rules: list[str] = Field(description="The names of the patterns that matched.")
+    action: Literal["passed", "flagged"] = Field(
+        description="'flagged': the score reached the threshold and the job ran all the same "
+        "(mode 'flag'); a prompt rejected (mode 'reject') makes no job."
+    )
+
+
 class JobOut(BaseModel):
     """A job as GET /v1/jobs/<id> shows it and webhook events carry it."""
 
@@ -63,6 +75,11 @@ class JobOut(BaseModel):
     max_cost_usd: str | None
     cache: bool
     stream: bool = Field(description="Its tokens are relayed at GET /v1/jobs/<id>/stream.")
+    scrub_pii: bool = Field(description="PII in its prompt is replaced before any provider call.")
+    restore_pii: bool = Field(description="The originals are put back into its answer.")
+    screening: Screening | None = Field(
+        description="Its prompt-injection verdict; null: not screened."
+    )
     fallback_response: str | None = Field(
         default=None, description="The last-resort answer the job carries, if any."
     )
@@ -96,6 +113,9 @@ class JobOut(BaseModel):
             max_cost_usd=None if job.max_cost_usd is None else usd(job.max_cost_usd),
             cache=job.cache,
             stream=bool(job.request.get("stream")),
+            scrub_pii=job.scrub_pii,
+            restore_pii=job.restore_pii,
+            screening=None if job.screening is None else Screening.model_validate(job.screening),
             fallback_response=job.request.get("fallback_response"),
             routing=job.routing,
             result=None if job.result is None else JobResult.model_validate(job.result),

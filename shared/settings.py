@@ -155,6 +155,17 @@ class Settings(BaseSettings):
 
     response_cache_ttl_s: int = Field(default=3600, ge=1)
 
+    # Input safety (README: "Input safety"). Phone numbers not written in international form
+    # are read as numbers of this region (ISO 3166 alpha-2).
+    pii_phone_region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
+    # A Fernet key (`python -c "from cryptography.fernet import Fernet;
+    # print(Fernet.generate_key().decode())"`) that encrypts a job's placeholder mapping while
+    # it waits to be restored, when its owner does not allow keeping original prompts. Empty:
+    # such jobs cannot ask for restore_pii.
+    pii_vault_key: str = ""
+    # A screened prompt whose injection score reaches this is flagged, or rejected.
+    injection_threshold: float = Field(default=0.5, gt=0, le=1)
+
     # Live token streams of jobs submitted with "stream": true (shared/token_streams.py). Each
     # job's Redis stream keeps about this many entries (a late client of a longer answer misses
     # its start; the result has all of it) and lives this long after its last entry.
@@ -293,6 +304,20 @@ class Settings(BaseSettings):
         if self.permit_ttl_s > self.job_lease_s:
             raise ValueError("permit_ttl_s must not be longer than job_lease_s")
         return self
+
+    @field_validator("pii_vault_key")
+    @classmethod
+    def _fernet_key(cls, value: str) -> str:
+        if value:
+            from cryptography.fernet import Fernet
+
+            try:
+                Fernet(value.encode())
+            except ValueError:
+                raise ValueError(
+                    "pii_vault_key must be a Fernet key: 32 bytes, url-safe base64"
+                ) from None
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -25,13 +25,16 @@ from shared.repositories.api_keys import get_key, issue_key, list_keys, revoke_k
 from shared.repositories.audit_log import ADMIN
 from shared.repositories.users import (
     BUDGET_FIELDS,
+    INPUT_SAFETY_FIELDS,
     SHARE_FIELDS,
     create_user,
     get_user,
     list_users,
     set_budgets,
+    set_input_safety,
     set_share,
 )
+from shared.settings import get_settings
 
 bp = Blueprint("admin", __name__, url_prefix="/v1/admin")
 bp.before_request(require_admin)
@@ -96,7 +99,7 @@ def get_user_route(user_id: str) -> Response:
 
 @bp.patch("/users/<user_id>")
 @openapi.operation(
-    summary="Set a user's budgets, weight and concurrency cap",
+    summary="Set a user's budgets, weight, concurrency cap and input safety",
     request=UserUpdate,
     responses={200: UserOut},
     auth="admin",
@@ -104,17 +107,26 @@ def get_user_route(user_id: str) -> Response:
 )
 def update_user_route(user_id: str) -> Response:
     """A budget or max_concurrency given as null is cleared (no ceiling, no cap); a field left
-    out is kept. weight cannot be null."""
+    out is kept. weight and the input-safety booleans cannot be null."""
     session = db()
     user = get_user(session, path_id(user_id, "user"))
     changes = parse_body(UserUpdate).changes()
     budgets = {f: v for f, v in changes.items() if f in BUDGET_FIELDS}
     share = {f: v for f, v in changes.items() if f in SHARE_FIELDS}
+    safety = {f: v for f, v in changes.items() if f in INPUT_SAFETY_FIELDS}
     if budgets:
         set_budgets(session, user, budgets, actor=ADMIN)
     if share:
         set_share(session, user, share, actor=ADMIN)
+    stale_keys: list[str] = []
+    if safety:
+        stale_keys = set_input_safety(
+            session, user, safety, get_settings().pii_vault_key, actor=ADMIN
+        )
     session.commit()
+    # Read with the key: this process applies the change at once, the others within KEY_CACHE_S.
+    for key_hash in stale_keys:
+        forget_key(key_hash)
     return _user_json(user)
 
 

@@ -82,7 +82,7 @@ def submit_job() -> Response:
     if body.callback_url is not None:
         check_target_url(body.callback_url, TargetPolicy.from_settings(settings))
     idempotency = _idempotency(body)
-    job, new = admit_job(key, new_job(body, settings), idempotency)
+    job, new = admit_job(key, new_job(body, settings, key), idempotency)
     return _job_json(job, 202 if new else 200)
 
 

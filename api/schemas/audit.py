@@ -17,6 +17,7 @@ AuditAction = Literal[
     "user.created",
     "user.budget_changed",
     "user.share_changed",
+    "user.input_safety_changed",
     "user.callback_secret_rotated",
     "key.issued",
     "key.updated",

@@ -24,6 +24,7 @@ from api.schemas.fields import (
 from api.schemas.pages import CursorQuery, Listing, Page
 
 # The job's public view lives in shared/: the worker renders it into webhook events without api/.
+from shared.input_safety.user_settings import ScreeningMode
 from shared.job_view import JobOut
 from shared.model_routing import AUTO
 from shared.models import JobStatus
@@ -126,6 +127,25 @@ class JobCreate(StrictModel):
         default=False,
         description="Relay the model's tokens while the job runs, at GET /v1/jobs/<id>/stream "
         "(Server-Sent Events).",
+    )
+    scrub_pii: bool = Field(
+        default=False,
+        description="Replace emails, phone numbers, card numbers, IBANs, SSNs, IP addresses and "
+        "API keys in the prompt by placeholders ([EMAIL_1], ...) before it reaches a provider "
+        "(README: 'Input safety'). The owner's setting may turn it on for every job; a job "
+        "cannot turn it off.",
+    )
+    restore_pii: bool = Field(
+        default=False,
+        description="Scrub PII (implies scrub_pii) and put the originals back where the answer "
+        "repeats a placeholder.",
+    )
+    injection_screening: ScreeningMode | None = Field(
+        default=None,
+        description="Screen the user messages for prompt injection: 'flag' records the verdict "
+        "in the job's `screening`, 'reject' refuses a prompt at or past the threshold with 422 "
+        "input_rejected. The stricter of this and the owner's setting applies; null: the "
+        "owner's.",
     )
     routing_policy: str | None = Field(
         default=None,

@@ -16,6 +16,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from shared.errors import AuthenticationError, NotFoundError
+from shared.input_safety.user_settings import InputSafetySettings
 from shared.models import ApiKey, User
 from shared.repositories import audit_log
 from shared.repositories.audit_log import Actor
@@ -143,15 +144,31 @@ def update_key(
     return key
 
 
-def authenticate(session: Session, plaintext: str) -> ApiKey:
-    """The live (not revoked, not expired) key, or AuthenticationError."""
-    key = session.scalars(
-        select(ApiKey).where(
+@dataclass(frozen=True)
+class AuthenticatedKey:
+    key: ApiKey
+    input_safety: InputSafetySettings
+
+
+def authenticate(session: Session, plaintext: str) -> AuthenticatedKey:
+    """The live (not revoked, not expired) key and its owner's input-safety settings (one
+    statement), or AuthenticationError."""
+    row = session.execute(
+        select(
+            ApiKey,
+            User.scrub_pii,
+            User.restore_pii,
+            User.keep_original_prompts,
+            User.injection_screening,
+        )
+        .join(User, User.id == ApiKey.user_id)
+        .where(
             ApiKey.key_hash == hash_key(plaintext),
             ApiKey.revoked_at.is_(None),
             or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > func.now()),
         )
     ).one_or_none()
-    if key is None:
+    if row is None:
         raise AuthenticationError(INVALID_KEY)
-    return key
+    key, scrub, restore, keep, screening = row
+    return AuthenticatedKey(key, InputSafetySettings(scrub, restore, keep, screening))

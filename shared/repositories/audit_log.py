@@ -39,6 +39,7 @@ CLI = Actor("cli")
 USER_CREATED = "user.created"
 BUDGET_CHANGED = "user.budget_changed"
 SHARE_CHANGED = "user.share_changed"
+INPUT_SAFETY_CHANGED = "user.input_safety_changed"
 CALLBACK_SECRET_ROTATED = "user.callback_secret_rotated"
 KEY_ISSUED = "key.issued"
 KEY_UPDATED = "key.updated"
@@ -48,6 +49,7 @@ ACTIONS: tuple[str, ...] = (
     USER_CREATED,
     BUDGET_CHANGED,
     SHARE_CHANGED,
+    INPUT_SAFETY_CHANGED,
     CALLBACK_SECRET_ROTATED,
     KEY_ISSUED,
     KEY_UPDATED,

@@ -71,6 +71,7 @@ def _statement(alerting: bool) -> Select[tuple[int]]:
             reserved_usd=Decimal(0),
             lease_token=None,
             lease_expires_at=None,
+            pii_vault=None,
         )
         .returning(_jobs.c.id, held.c.user_id, held.c.released)
         .cte("done")

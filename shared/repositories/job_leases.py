@@ -48,6 +48,10 @@ class Claim:
     response_format: dict[str, Any] | None = None
     cache: bool = False
     max_cost_usd: Decimal | None = None
+    # PII scrubbing in effect, whether the answer is restored, and the sealed mapping, if any.
+    scrub_pii: bool = False
+    restore_pii: bool = False
+    pii_vault: str | None = None
     reserved_usd: Decimal = Decimal(0)
     cost_usd: Decimal = Decimal(0)
     deliveries: int = 1
@@ -103,6 +107,9 @@ def _claim_statement() -> Update:
             jobs.c.response_format,
             jobs.c.cache,
             jobs.c.max_cost_usd,
+            jobs.c.scrub_pii,
+            jobs.c.restore_pii,
+            jobs.c.pii_vault,
             jobs.c.reserved_usd,
             jobs.c.cost_usd,
             jobs.c.deliveries,
@@ -142,6 +149,9 @@ def claim_job(session: Session, job_id: uuid.UUID, lease_s: int) -> Claim | None
         response_format=row.response_format,
         cache=row.cache,
         max_cost_usd=row.max_cost_usd,
+        scrub_pii=row.scrub_pii,
+        restore_pii=row.restore_pii,
+        pii_vault=row.pii_vault,
         reserved_usd=row.reserved_usd,
         cost_usd=row.cost_usd,
         deliveries=row.deliveries,
@@ -195,6 +205,8 @@ def finish_job(
         "reserved_usd": Decimal(0),
         "lease_token": None,
         "lease_expires_at": None,
+        # The sealed PII mapping has served its one use (shared/input_safety/pii_vault.py).
+        "pii_vault": None,
     }
     final = {
         "status": outcome.status,

@@ -1,5 +1,6 @@
-"""Users: create, find, list, set their budgets and fair share, and rotate their callback
-secret; each change is audited in its own transaction (shared/repositories/audit_log.py)."""
+"""Users: create, find, list, set their budgets, fair share and input-safety settings, and
+rotate their callback secret; each change is audited in its own transaction
+(shared/repositories/audit_log.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shared.errors import AlreadyExistsError, NotFoundError
-from shared.models import User
+from shared.input_safety.pii_vault import require_key
+from shared.models import ApiKey, User
 from shared.repositories import audit_log
 from shared.repositories.audit_log import Actor
 from shared.repositories.budgets import open_counter
@@ -25,6 +27,9 @@ SHARE_FIELDS = frozenset({"weight", "max_concurrency"})
 # What the audit log records of a new user (never its callback secret).
 _CREATED_FIELDS = ("name", "daily_budget_usd", "monthly_budget_usd", "weight", "max_concurrency")
 _ROTATION_FIELDS = ("callback_previous_secret_expires_at",)
+INPUT_SAFETY_FIELDS = frozenset(
+    {"scrub_pii", "restore_pii", "keep_original_prompts", "injection_screening"}
+)
 
 
 def create_user(
@@ -124,6 +129,18 @@ def _set(
     session.flush()
     _audit(session, actor, action, user, audit_log.changed(before, _snapshot(user, changes)))
     return user
+
+
+def set_input_safety(
+    session: Session, user: User, changes: Mapping[str, object], vault_key: str, *, actor: Actor
+) -> list[str]:
+    """Set the given input-safety settings; the hashes of the user's keys, whose cached copies
+    (with the settings read alongside) are now stale. Restoring PII without keeping originals
+    needs the operator's PII_VAULT_KEY (PiiRestoreUnavailableError). Audited when one changes."""
+    _set(session, user, changes, INPUT_SAFETY_FIELDS, audit_log.INPUT_SAFETY_CHANGED, actor)
+    if user.restore_pii and not user.keep_original_prompts:
+        require_key(vault_key)
+    return list(session.scalars(select(ApiKey.key_hash).where(ApiKey.user_id == user.id)))
 
 
 def rotate_callback_secret(session: Session, user: User, grace_s: int, *, actor: Actor) -> User:

@@ -38,6 +38,7 @@ from worker.celery_app import app
 from worker.dispatcher import get_dispatcher
 from worker.final_announcements import get_final_announcer
 from worker.lease_keeper import get_lease_keeper
+from worker.pii_guard import guard, restored
 from worker.pipeline import JobSpec, MaxCostExceededError, run_chain
 from worker.pipeline import Outcome as ChainOutcome
 from worker.policies import get_policies
@@ -156,7 +157,12 @@ def _run_claimed(claim: Claim, taken_at: float, settings: Settings) -> None:
             return
         if tokens is not None and claim.deliveries > 1:
             tokens.resume(claim.model)
-        outcome = run_chain(_spec(claim), get_policies(), _Sink(claim), tokens_to=tokens)
+        request = ProviderRequest.from_job(claim.model, claim.request)
+        originals = None
+        if claim.scrub_pii:
+            guarded = guard(claim, settings)
+            request, originals = guarded.request, guarded.originals
+        outcome = run_chain(_spec(claim, request), get_policies(), _Sink(claim), tokens_to=tokens)
         if outcome.abandoned:
             # Cancelled meanwhile: the fenced final write keeps the status but releases the lease
             # and settles the reservation. If the lease was lost instead, it writes nothing.
@@ -177,7 +183,10 @@ def _run_claimed(claim: Claim, taken_at: float, settings: Settings) -> None:
                 tokens.text(last_resort)
             _finish(claim, outcome.final, None, taken_at, last_resort=last_resort)
         else:
-            _finish(claim, outcome.final, _error(outcome), taken_at)
+            final = outcome.final
+            if originals is not None:
+                final = restored(final, originals)
+            _finish(claim, final, _error(outcome), taken_at)
     finally:
         keeper.drop(claim.job_id, claim.lease_token)
         # The job is final or back in the backlog: its place in the window is free.
@@ -187,7 +196,7 @@ def _run_claimed(claim: Claim, taken_at: float, settings: Settings) -> None:
             tokens.ended()
 
 
-def _spec(claim: Claim) -> JobSpec:
+def _spec(claim: Claim, request: ProviderRequest) -> JobSpec:
     if claim.routing is not None:
         models = tuple(claim.routing["chain"])
     else:
@@ -198,7 +207,7 @@ def _spec(claim: Claim) -> JobSpec:
         cap = claim.reserved_usd if claim.reserved_usd > 0 else None
     return JobSpec(
         models=models,
-        request=ProviderRequest.from_job(claim.model, claim.request),
+        request=request,
         response_format=claim.response_format,
         cache=claim.cache,
         cost_cap=cap,
