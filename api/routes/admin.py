@@ -5,7 +5,10 @@ Every route needs the operator's ADMIN_API_KEY: api.auth.require_admin runs befo
 
 from __future__ import annotations
 
+import uuid
+
 from flask import Blueprint, Response, jsonify
+from sqlalchemy.orm import Session
 
 from api import openapi
 from api.auth import forget_key, require_admin
@@ -22,16 +25,22 @@ from api.schemas.admin import (
 )
 from api.schemas.keys import KeyCreated, KeyList, KeyOut
 from shared.errors import NotFoundError, ValidationError
-from shared.models import ApiKey, User
+from shared.models import ApiKey, Team, User
 from shared.repositories.api_keys import get_key, issue_key, list_keys, revoke_key, update_key
+from shared.repositories.audit_log import ADMIN
 from shared.repositories.teams import get_team, set_user_team
 from shared.repositories.users import (
     BUDGET_FIELDS,
+    INPUT_SAFETY_FIELDS,
+    SHARE_FIELDS,
     create_user,
     get_user,
     list_users,
     set_budgets,
+    set_input_safety,
+    set_share,
 )
+from shared.settings import get_settings
 
 bp = Blueprint("admin", __name__, url_prefix="/v1/admin")
 bp.before_request(require_admin)
@@ -64,6 +73,7 @@ def create_user_route() -> tuple[Response, int]:
         body.name,
         daily_budget_usd=body.daily_budget_usd,
         monthly_budget_usd=body.monthly_budget_usd,
+        actor=ADMIN,
     )
     session.commit()
     return located(_user_json(user), "admin.get_user_route", user_id=str(user.id)), 201
@@ -93,9 +103,21 @@ def get_user_route(user_id: str) -> Response:
     return _user_json(get_user(db(), path_id(user_id, "user")))
 
 
+def _team(session: Session, team_id: uuid.UUID | None) -> Team | None:
+    """The team a PATCH names; an unknown one is a 422 naming team_id."""
+    try:
+        return None if team_id is None else get_team(session, team_id)
+    except NotFoundError as exc:
+        problem = f"{exc.message} (GET /v1/admin/teams lists the teams)"
+        raise ValidationError(
+            f"Invalid request: team_id: {problem}",
+            details=[{"field": "team_id", "problem": problem}],
+        ) from None
+
+
 @bp.patch("/users/<user_id>")
 @openapi.operation(
-    summary="Set a user's budgets, team, weight and concurrency cap",
+    summary="Set a user's budgets, team, weight, concurrency cap and input safety",
     request=UserUpdate,
     responses={200: UserOut},
     auth="admin",
@@ -103,28 +125,30 @@ def get_user_route(user_id: str) -> Response:
 )
 def update_user_route(user_id: str) -> Response:
     """A budget, max_concurrency or team_id given as null is cleared (no ceiling, no cap, no
-    team); a field left out is kept. weight cannot be null. A new team_id holds the user's
-    next jobs against that team's budgets; jobs already admitted stay their old team's."""
+    team); a field left out is kept. weight and the input-safety booleans cannot be null. A new
+    team_id holds the user's next jobs against that team's budgets; jobs already admitted stay
+    their old team's."""
     session = db()
     user = get_user(session, path_id(user_id, "user"))
     changes = parse_body(UserUpdate).changes()
-    set_budgets(session, user, {f: v for f, v in changes.items() if f in BUDGET_FIELDS})
+    budgets = {f: v for f, v in changes.items() if f in BUDGET_FIELDS}
+    share = {f: v for f, v in changes.items() if f in SHARE_FIELDS}
+    safety = {f: v for f, v in changes.items() if f in INPUT_SAFETY_FIELDS}
+    if budgets:
+        set_budgets(session, user, budgets, actor=ADMIN)
+    if share:
+        set_share(session, user, share, actor=ADMIN)
     if "team_id" in changes:
-        team_id = changes.pop("team_id")
-        try:
-            team = None if team_id is None else get_team(session, team_id)
-        except NotFoundError as exc:
-            problem = f"{exc.message} (GET /v1/admin/teams lists the teams)"
-            raise ValidationError(
-                f"Invalid request: team_id: {problem}",
-                details=[{"field": "team_id", "problem": problem}],
-            ) from None
-        set_user_team(session, user, team)
-    # The rest, weight and max_concurrency, are plain columns UserUpdate has already bounded.
-    for field, value in changes.items():
-        if field not in BUDGET_FIELDS:
-            setattr(user, field, value)
+        set_user_team(session, user, _team(session, changes["team_id"]))
+    stale_keys: list[str] = []
+    if safety:
+        stale_keys = set_input_safety(
+            session, user, safety, get_settings().pii_vault_key, actor=ADMIN
+        )
     session.commit()
+    # Read with the key: this process applies the change at once, the others within KEY_CACHE_S.
+    for key_hash in stale_keys:
+        forget_key(key_hash)
     return _user_json(user)
 
 
@@ -147,6 +171,7 @@ def create_key_route(user_id: str) -> tuple[Response, int]:
         expires_at=body.expiry(),
         rpm_limit=body.rpm_limit,
         tpm_limit=body.tpm_limit,
+        actor=ADMIN,
     )
     session.commit()
     created = KeyCreated(**KeyOut.model_validate(issued.key).model_dump(), key=issued.plaintext)
@@ -168,7 +193,7 @@ def list_keys_route(user_id: str) -> Response:
 @openapi.operation(summary="Revoke an API key", responses={200: KeyOut}, auth="admin", tags=TAGS)
 def revoke_key_route(key_id: str) -> Response:
     session = db()
-    key = revoke_key(session, get_key(session, path_id(key_id, "API key")))
+    key = revoke_key(session, get_key(session, path_id(key_id, "API key")), actor=ADMIN)
     session.commit()
     forget_key(key.key_hash)
     return _key_json(key)
@@ -188,7 +213,7 @@ def update_key_route(key_id: str) -> Response:
     session = db()
     key = get_key(session, path_id(key_id, "API key"))
     body = parse_body(KeyUpdate)
-    update_key(session, key, body.changes())
+    update_key(session, key, body.changes(), actor=ADMIN)
     session.commit()
     forget_key(key.key_hash)
     return _key_json(key)

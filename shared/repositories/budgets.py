@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -43,9 +43,10 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from shared.errors import BudgetExceededError
-from shared.models import SpendCounter, Team, TeamSpendCounter, User
+from shared.models import Money, SpendCounter, Team, TeamSpendCounter, User
 from shared.models.spend import SpendColumns
 from shared.money import usd
+from shared.repositories.budget_alerts import Alert, alerts_of, fractions_param, recorded
 
 DAY = timedelta(days=1)
 _UTC_NOW = func.timezone("UTC", func.now())
@@ -160,32 +161,52 @@ def settle(
     released: Decimal,
     cost: Decimal = Decimal(0),
     team_id: uuid.UUID | None = None,
-) -> None:
+    alert_fractions: Sequence[Decimal] = (),
+) -> list[Alert]:
     """`released` of the user's holds ends and `cost` is billed to today and this month (in the
     transaction that adds the usage rows of that cost); for the job's team `team_id` too, in
-    the same statement."""
+    the same statement. With `alert_fractions`, the same statement records each fraction of a
+    user's budget the cost crossed (budget_alerts.py; a team's budget has no alerts): the
+    alerts newly recorded, for the caller to announce."""
     if not released and not cost:
-        return
-    user = (
-        update(SpendCounter)
-        .where(SpendCounter.user_id == user_id)
-        .values(held_usd=SpendCounter.held_usd - released, **spent_plus(cost))
+        return []
+    counters = SpendCounter.__table__
+    charge = (
+        update(counters)
+        .where(counters.c.user_id == user_id)
+        .values(held_usd=counters.c.held_usd - released, **spent_plus(cost))
     )
-    if team_id is None:
-        session.execute(user.execution_options(synchronize_session=False))
-        return
-    settled = user.returning(SpendCounter.user_id).cte("settled")
-    session.execute(
-        update(TeamSpendCounter)
-        # EXISTS, evaluated before the scan: the user's row is locked first, as everywhere.
-        .where(TeamSpendCounter.team_id == team_id, exists(select(settled.c.user_id)))
-        .values(
-            held_usd=TeamSpendCounter.held_usd - released,
-            **spent_plus(cost, TeamSpendCounter),
+    alerting = bool(cost and alert_fractions)
+    if team_id is None and not alerting:
+        session.execute(charge)
+        return []
+    settled = charge.returning(
+        counters.c.user_id,
+        counters.c.day,
+        counters.c.day_spent_usd,
+        counters.c.month,
+        counters.c.month_spent_usd,
+    ).cte("settled")
+    team_charge = None
+    if team_id is not None:
+        team_charge = (
+            update(TeamSpendCounter)
+            # EXISTS, evaluated before the scan: the user's row is locked first, as everywhere.
+            .where(TeamSpendCounter.team_id == team_id, exists(select(settled.c.user_id)))
+            .values(
+                held_usd=TeamSpendCounter.held_usd - released,
+                **spent_plus(cost, TeamSpendCounter),
+            )
         )
-        .add_cte(settled)
-        .execution_options(synchronize_session=False)
-    )
+    if not alerting:
+        assert team_charge is not None
+        session.execute(team_charge.add_cte(settled).execution_options(synchronize_session=False))
+        return []
+    statement = select(recorded(settled, literal(cost, Money)))
+    if team_charge is not None:
+        statement = statement.add_cte(team_charge.cte("team_settled"))
+    rows = session.execute(statement, fractions_param(alert_fractions))
+    return alerts_of(rows)
 
 
 def release(session: Session, holds: Iterable[Hold]) -> None:

@@ -5,7 +5,9 @@ endpoint of its owner).
 Its data-modifying CTEs lock and finish the job, settle the owner's spend counters (and then the
 counters of the team that held the job, if any: no row for a job without one), and add the
 final attempt and its usage row; PostgreSQL runs them as one atomic statement, so one round trip
-does what took seven (BEGIN, five statements, COMMIT). When any condition fails it writes nothing
+does what took seven (BEGIN, five statements, COMMIT). With budget alerts configured, a further CTE
+records the budget fractions the charge crossed (budget_alerts.py): nobody is told, as no
+endpoint is enabled, but the period's alert is spent. When any condition fails it writes nothing
 and the caller takes the full path (`job_leases.finish_job`), which also writes the webhook
 messages in the same transaction. An endpoint registered while the statement runs is either in its
 snapshot (the full path sees it too) or committed after the job's final state, like one registered
@@ -18,6 +20,7 @@ ORM's per-statement construction was a fifth of a completed job's worker CPU.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from decimal import Decimal
 
 from sqlalchemy import Boolean, Integer, Select, bindparam, func, insert, select, update
@@ -28,6 +31,7 @@ from sqlalchemy.types import String, Uuid
 from shared.models import Job, JobAttempt, JobStatus, SpendCounter, TeamSpendCounter, UsageRecord
 from shared.models.base import Money
 from shared.repositories.attempts import AttemptRecord, attempt_row
+from shared.repositories.budget_alerts import fractions_param, recorded
 from shared.repositories.budgets import spent_plus
 from shared.repositories.job_leases import Claim, Outcome, watched
 
@@ -42,7 +46,7 @@ _USAGE_COLUMNS = [
 ]
 
 
-def _statement() -> Select[tuple[int]]:
+def _statement(alerting: bool) -> Select[tuple[int]]:
     held = (
         select(_jobs.c.id, _jobs.c.user_id, _jobs.c.team_id, _jobs.c.reserved_usd.label("released"))
         .where(
@@ -69,17 +73,27 @@ def _statement() -> Select[tuple[int]]:
             reserved_usd=Decimal(0),
             lease_token=None,
             lease_expires_at=None,
+            pii_vault=None,
         )
         .returning(_jobs.c.id, held.c.user_id, held.c.team_id, held.c.released)
         .cte("done")
     )
-    settled = (
+    charge = (
         update(_counters)
         .where(_counters.c.user_id == done.c.user_id)
         .values(held_usd=_counters.c.held_usd - done.c.released, **spent_plus(cost))
-        .returning(done.c.team_id, done.c.released)
-        .cte("settled")
     )
+    # What the team's settlement reads; with alerts, what their detection reads too.
+    returned = [done.c.team_id, done.c.released]
+    if alerting:
+        returned += [
+            _counters.c.user_id,
+            _counters.c.day,
+            _counters.c.day_spent_usd,
+            _counters.c.month,
+            _counters.c.month_spent_usd,
+        ]
+    settled = charge.returning(*returned).cte("settled")
     # From the user's settlement, so the user's counter is locked first, as everywhere.
     team_settled = (
         update(_team_counters)
@@ -127,17 +141,26 @@ def _statement() -> Select[tuple[int]]:
         )
         .cte("usage")
     )
-    return select(func.count()).select_from(done).add_cte(settled, team_settled, attempt, usage)
+    statement = (
+        select(func.count()).select_from(done).add_cte(settled, team_settled, attempt, usage)
+    )
+    return statement.add_cte(recorded(settled, cost)) if alerting else statement
 
 
-_FINISH = _statement()
+_FINISH = _statement(alerting=False)
+_FINISH_ALERTING = _statement(alerting=True)
 
 
 def finish_unwatched(
-    session: Session, claim: Claim, outcome: Outcome, attempt: AttemptRecord
+    session: Session,
+    claim: Claim,
+    outcome: Outcome,
+    attempt: AttemptRecord,
+    alert_fractions: Sequence[Decimal] = (),
 ) -> bool:
     """Write the final state, the final attempt and its charge at once if the job still runs
-    under this lease and no webhook waits on it; False (nothing written) otherwise. `session`
+    under this lease and no webhook waits on it; False (nothing written) otherwise. With
+    `alert_fractions`, the budget fractions the charge crossed are recorded too. `session`
     must be an autocommit one (shared.db.one_statement)."""
     row = attempt_row(attempt)
     params = {f"a_{name}": value for name, value in row.items()}
@@ -154,4 +177,8 @@ def finish_unwatched(
         usage_id=uuid.uuid4(),
         billed=attempt.billed,
     )
-    return session.connection().execute(_FINISH, params).scalar_one() == 1
+    statement = _FINISH
+    if alert_fractions and outcome.cost_usd:
+        statement = _FINISH_ALERTING
+        params.update(fractions_param(alert_fractions))
+    return session.connection().execute(statement, params).scalar_one() == 1

@@ -12,7 +12,7 @@ from decimal import Decimal
 from sqlalchemy import text, update
 
 from shared.db import one_statement, transaction
-from shared.models import Job, JobStatus, SpendCounter
+from shared.models import Job, JobStatus, SpendCounter, User
 from shared.repositories.attempts import AttemptRecord, record_attempt
 from shared.repositories.final_write import finish_unwatched
 from shared.repositories.job_leases import Claim, Outcome, add_charge, claim_job, finish_job
@@ -102,3 +102,25 @@ def test_the_sweeper_releases_a_vanished_workers_hold_on_the_team(
     assert [_user_counter(c)[0] for c in claims] == [0, 0]
     with transaction() as session:
         assert session.get(Job, uuid.UUID(str(claims[1].job_id))).team_id is None
+
+
+def test_with_budget_alerts_the_team_is_still_charged_in_the_same_statement(
+    make_account: Callable[[str], Account],
+) -> None:
+    """The alerting variants of the settlement (a billed attempt, then the one-statement final
+    write) record the member's crossed fractions and charge the team as the plain ones do."""
+    alice = make_account("alice")
+    team_id = make_team("eng", alice)
+    with transaction() as session:
+        session.execute(
+            update(User).where(User.id == uuid.UUID(alice.user_id)).values(daily_budget_usd=HELD)
+        )
+    claim = _claimed(alice)
+    # 0.01% of the budget: the first charge crosses it.
+    fractions = [Decimal("0.0001"), Decimal("1")]
+    with transaction() as session:
+        alerts = add_charge(session, claim, 3, 4, COST, alert_fractions=fractions)
+    assert [(a.period, a.fraction) for a in alerts] == [("daily", Decimal("0.0001"))]
+    with one_statement() as session:
+        assert finish_unwatched(session, claim, _outcome(), _attempt(), alert_fractions=fractions)
+    assert team_counter(team_id) == (0, COST * 2, COST * 2) == _user_counter(claim)
