@@ -29,7 +29,6 @@ from shared.repositories.teams import (
     get_team_by_name,
     list_teams,
     set_team_budgets,
-    set_user_team,
 )
 from shared.repositories.users import (
     create_user,
@@ -38,6 +37,7 @@ from shared.repositories.users import (
     set_budgets,
     set_input_safety,
     set_share,
+    set_team,
 )
 from shared.settings import get_settings
 
@@ -221,7 +221,7 @@ def users_set_team(name: str, team: str) -> None:
         with transaction() as session:
             user = get_user_by_name(session, name)
             joined = None if team.strip().lower() == CLEAR else get_team_by_name(session, team)
-            set_user_team(session, user, joined)
+            set_team(session, user, None if joined is None else joined.id, actor=CLI)
     except PromptqError as exc:
         raise _fail(exc) from None
     click.echo(f"{user.name}: team {CLEAR if joined is None else joined.name}")

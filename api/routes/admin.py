@@ -28,7 +28,7 @@ from shared.errors import NotFoundError, ValidationError
 from shared.models import ApiKey, Team, User
 from shared.repositories.api_keys import get_key, issue_key, list_keys, revoke_key, update_key
 from shared.repositories.audit_log import ADMIN
-from shared.repositories.teams import get_team, set_user_team
+from shared.repositories.teams import get_team
 from shared.repositories.users import (
     BUDGET_FIELDS,
     INPUT_SAFETY_FIELDS,
@@ -39,6 +39,7 @@ from shared.repositories.users import (
     set_budgets,
     set_input_safety,
     set_share,
+    set_team,
 )
 from shared.settings import get_settings
 
@@ -139,7 +140,8 @@ def update_user_route(user_id: str) -> Response:
     if share:
         set_share(session, user, share, actor=ADMIN)
     if "team_id" in changes:
-        set_user_team(session, user, _team(session, changes["team_id"]))
+        team = _team(session, changes["team_id"])
+        set_team(session, user, None if team is None else team.id, actor=ADMIN)
     stale_keys: list[str] = []
     if safety:
         stale_keys = set_input_safety(

@@ -18,6 +18,7 @@ AuditAction = Literal[
     "user.budget_changed",
     "user.share_changed",
     "user.input_safety_changed",
+    "user.team_changed",
     "user.callback_secret_rotated",
     "key.issued",
     "key.updated",

@@ -40,6 +40,7 @@ USER_CREATED = "user.created"
 BUDGET_CHANGED = "user.budget_changed"
 SHARE_CHANGED = "user.share_changed"
 INPUT_SAFETY_CHANGED = "user.input_safety_changed"
+TEAM_CHANGED = "user.team_changed"
 CALLBACK_SECRET_ROTATED = "user.callback_secret_rotated"
 KEY_ISSUED = "key.issued"
 KEY_UPDATED = "key.updated"
@@ -50,6 +51,7 @@ ACTIONS: tuple[str, ...] = (
     BUDGET_CHANGED,
     SHARE_CHANGED,
     INPUT_SAFETY_CHANGED,
+    TEAM_CHANGED,
     CALLBACK_SECRET_ROTATED,
     KEY_ISSUED,
     KEY_UPDATED,

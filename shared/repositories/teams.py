@@ -1,4 +1,5 @@
-"""Teams: create, find and list them, set their budgets, and put a user in one (or none)."""
+"""Teams: create, find and list them, and set their budgets (a user joins one with
+users.set_team)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shared.errors import AlreadyExistsError, NotFoundError
-from shared.models import Team, User
+from shared.models import Team
 from shared.repositories.budgets import open_team_counter
 from shared.repositories.users import BUDGET_FIELDS
 
@@ -67,11 +68,3 @@ def set_team_budgets(session: Session, team: Team, changes: Mapping[str, Decimal
         setattr(team, field, value)
     session.flush()
     return team
-
-
-def set_user_team(session: Session, user: User, team: Team | None) -> User:
-    """Put the user in `team` (None: in no team). Only admissions from now on are held against
-    the new team: a job already admitted stays its old team's until it settles."""
-    user.team_id = None if team is None else team.id
-    session.flush()
-    return user

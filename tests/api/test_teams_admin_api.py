@@ -56,7 +56,7 @@ def test_a_user_joins_and_leaves_a_team(
     client: FlaskClient, admin_auth: dict[str, str], alice: Account
 ) -> None:
     """PATCH team_id puts the user in the team, null takes them out, an unknown team is a 422
-    naming team_id; a field left out keeps the team."""
+    naming team_id; a field left out keeps the team. Each change is audited."""
     team = _team(client, admin_auth)
     user_url = f"/v1/admin/users/{alice.user_id}"
     joined = client.patch(user_url, json={"team_id": team["id"]}, headers=admin_auth).get_json()
@@ -75,6 +75,11 @@ def test_a_user_joins_and_leaves_a_team(
     assert error["details"][0]["field"] == "team_id"
     left = client.patch(user_url, json={"team_id": None}, headers=admin_auth).get_json()
     assert left["team_id"] is None
+    audited = client.get("/v1/admin/audit?action=user.team_changed", headers=admin_auth)
+    assert [e["changes"] for e in audited.get_json()["data"]] == [
+        {"team_id": {"before": team["id"], "after": None}},
+        {"team_id": {"before": None, "after": team["id"]}},
+    ]
 
 
 def test_teams_need_the_admin_key(

@@ -7,8 +7,9 @@ from decimal import Decimal
 
 from shared.db import transaction
 from shared.models import TeamSpendCounter
-from shared.repositories.teams import create_team, set_user_team
-from shared.repositories.users import get_user
+from shared.repositories.audit_log import ADMIN
+from shared.repositories.teams import create_team
+from shared.repositories.users import get_user, set_team
 from tests.conftest import Account
 
 
@@ -22,7 +23,7 @@ def make_team(
     with transaction() as session:
         team = create_team(session, name, daily_budget_usd=daily, monthly_budget_usd=monthly)
         for member in members:
-            set_user_team(session, get_user(session, uuid.UUID(member.user_id)), team)
+            set_team(session, get_user(session, uuid.UUID(member.user_id)), team.id, actor=ADMIN)
         return team.id
 
 
