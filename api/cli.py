@@ -242,7 +242,11 @@ def teams_create(name: str, daily: Any, monthly: Any) -> None:
     try:
         with transaction() as session:
             team = create_team(
-                session, checked.name, daily_budget_usd=daily, monthly_budget_usd=monthly
+                session,
+                checked.name,
+                daily_budget_usd=daily,
+                monthly_budget_usd=monthly,
+                actor=CLI,
             )
     except PromptqError as exc:
         raise _fail(exc) from None
@@ -270,7 +274,7 @@ def teams_set_budget(ctx: click.Context, name: str, daily: Any, monthly: Any) ->
     changes = _budget_changes(ctx, daily, monthly)
     try:
         with transaction() as session:
-            team = set_team_budgets(session, get_team_by_name(session, name), changes)
+            team = set_team_budgets(session, get_team_by_name(session, name), changes, actor=CLI)
     except PromptqError as exc:
         raise _fail(exc) from None
     daily_out = _shown_budget(team.daily_budget_usd)

@@ -13,6 +13,7 @@ from api.locations import located
 from api.request_scope import db, parse_body, path_id
 from api.schemas.teams import TeamCreate, TeamList, TeamOut, TeamUpdate
 from shared.models import Team
+from shared.repositories.audit_log import ADMIN
 from shared.repositories.teams import create_team, get_team, list_teams, set_team_budgets
 
 bp = Blueprint("admin_teams", __name__, url_prefix="/v1/admin/teams")
@@ -43,6 +44,7 @@ def create_team_route() -> tuple[Response, int]:
         body.name,
         daily_budget_usd=body.daily_budget_usd,
         monthly_budget_usd=body.monthly_budget_usd,
+        actor=ADMIN,
     )
     session.commit()
     return located(_team_json(team), "admin_teams.get_team_route", team_id=str(team.id)), 201
@@ -75,6 +77,6 @@ def update_team_route(team_id: str) -> Response:
     refuses new jobs; it never takes back what is already held."""
     session = db()
     team = get_team(session, path_id(team_id, "team"))
-    set_team_budgets(session, team, parse_body(TeamUpdate).changes())
+    set_team_budgets(session, team, parse_body(TeamUpdate).changes(), actor=ADMIN)
     session.commit()
     return _team_json(team)

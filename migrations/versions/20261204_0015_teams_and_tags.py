@@ -1,5 +1,6 @@
 """teams and tags: teams with budgets and spend counters of their own, users.team_id, the team
-that held each job and batch (jobs.team_id, batches.team_id), and jobs.tags
+that held each job and batch (jobs.team_id, batches.team_id), and jobs.tags; a team's audit
+rows (audit_events.user_id NULL)
 
 Revision ID: 0015
 Revises: 0013
@@ -64,6 +65,8 @@ def upgrade() -> None:
             ["id"],
             ondelete="SET NULL",
         )
+    # A team's audit rows belong to no user.
+    op.alter_column("audit_events", "user_id", existing_type=sa.Uuid(), nullable=True)
     # A constant default: PostgreSQL adds the column without rewriting the table.
     op.add_column(
         "jobs",
@@ -77,6 +80,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DELETE FROM audit_events WHERE user_id IS NULL")
+    op.alter_column("audit_events", "user_id", existing_type=sa.Uuid(), nullable=False)
     op.drop_column("jobs", "tags")
     for table in ("batches", "jobs", "users"):
         op.drop_constraint(op.f(f"fk_{table}_team_id_teams"), table, type_="foreignkey")

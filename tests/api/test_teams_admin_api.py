@@ -21,7 +21,8 @@ def test_teams_are_created_listed_and_budgeted(
     client: FlaskClient, admin_auth: dict[str, str]
 ) -> None:
     """A team answers with its exact budgets; PATCH sets one and clears another (null), keeping
-    what is left out; a taken name is 409; an unknown id 404."""
+    what is left out; a taken name is 409; an unknown id 404. Creation and each budget change
+    are audited (as no user's)."""
     team = _team(client, admin_auth, daily_budget_usd="12.50")
     assert (team["object"], team["name"], team["daily_budget_usd"]) == ("team", "eng", "12.5")
     assert team["monthly_budget_usd"] is None
@@ -43,6 +44,22 @@ def test_teams_are_created_listed_and_budgeted(
     listed = client.get("/v1/admin/teams", headers=admin_auth).get_json()
     assert [t["name"] for t in listed["data"]] == ["eng", "ops"]
     error_of(client.get("/v1/admin/teams/nope", headers=admin_auth), 404, "not_found")
+    audited = client.get(
+        f"/v1/admin/audit?target_type=team&target_id={team['id']}", headers=admin_auth
+    ).get_json()["data"]
+    assert [(e["action"], e["user_id"], e["changes"]) for e in audited] == [
+        ("team.budget_changed", None, {"daily_budget_usd": {"before": "12.5", "after": None}}),
+        ("team.budget_changed", None, {"monthly_budget_usd": {"before": None, "after": "300"}}),
+        (
+            "team.created",
+            None,
+            {
+                "name": {"before": None, "after": "eng"},
+                "daily_budget_usd": {"before": None, "after": "12.5"},
+                "monthly_budget_usd": {"before": None, "after": None},
+            },
+        ),
+    ]
     error_of(
         client.patch(
             f"/v1/admin/teams/{team['id']}", json={"daily_budget_usd": "-1"}, headers=admin_auth

@@ -21,7 +21,9 @@ def make_team(
 ) -> uuid.UUID:
     """A team with these budgets and `members` in it; its id."""
     with transaction() as session:
-        team = create_team(session, name, daily_budget_usd=daily, monthly_budget_usd=monthly)
+        team = create_team(
+            session, name, daily_budget_usd=daily, monthly_budget_usd=monthly, actor=ADMIN
+        )
         for member in members:
             set_team(session, get_user(session, uuid.UUID(member.user_id)), team.id, actor=ADMIN)
         return team.id
