@@ -21,6 +21,7 @@ from sqlalchemy import event, select, update
 from shared.db import get_engine, one_statement, transaction
 from shared.models import BudgetAlert, Job, JobStatus, SpendCounter, User, WebhookMessage
 from shared.repositories.attempts import AttemptRecord
+from shared.repositories.audit_log import CLI
 from shared.repositories.budget_alerts import Alert
 from shared.repositories.budgets import settle
 from shared.repositories.final_write import finish_unwatched
@@ -245,6 +246,7 @@ def subscribed(
             event_types=["budget.threshold"],
             description=None,
             enabled=True,
+            actor=CLI,
         )
         create_endpoint(
             session,
@@ -253,6 +255,7 @@ def subscribed(
             event_types=["job.succeeded"],
             description=None,
             enabled=True,
+            actor=CLI,
         )
         return account, budget_endpoint.secret
 
