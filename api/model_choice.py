@@ -6,7 +6,7 @@ from __future__ import annotations
 import redis
 from flask import g
 
-from api.schemas.jobs import MAX_FALLBACKS, JobCreate
+from api.schemas.jobs import JobCreate
 from shared.logging import get_logger
 from shared.model_health import ModelHealth, read_health
 from shared.model_routing import Routing, candidates, health_key, route
@@ -27,7 +27,6 @@ def routed(body: JobCreate, settings: Settings) -> Routing:
         body.effective_max_tokens(),
         body.needs_structured_output(),
         _health(),
-        longest_chain=MAX_FALLBACKS + 1,
     )
 
 

@@ -70,10 +70,9 @@ def route(
     max_tokens: int,
     needs_structured_output: bool,
     health: Mapping[str, ModelHealth],
-    longest_chain: int,
 ) -> Routing:
-    """The chain of at most `longest_chain` models for this prompt, and why; NoModelFitsError
-    when no candidate fits."""
+    """The chain for this prompt: every candidate that fits, in order, so the hold covers the
+    dearest of them; and why. NoModelFitsError when no candidate fits."""
     prompt = estimated_prompt_tokens(contents)
     needed = prompt + max_tokens
     skipped: dict[str, str] = {}
@@ -98,12 +97,11 @@ def route(
         is_open = state is not None and state.breaker_open
         return is_open, price.cost(prompt, max_tokens), latency_rank(state)
 
-    ordered = sorted(fitting, key=rank)[:longest_chain]
+    ordered = sorted(fitting, key=rank)
     chain = tuple(p.model for p in ordered)
-    for price in fitting:
+    for price in ordered:
         if rank(price)[0]:
-            where = "kept last in the chain" if price.model in chain else "left out of the chain"
-            skipped[price.model] = f"circuit breaker open ({where})"
+            skipped[price.model] = "circuit breaker open (kept last in the chain)"
     return Routing(policy, chain, _reason(ordered, rank, needed, needs_structured_output), skipped)
 
 

@@ -105,6 +105,7 @@ def create_webhook() -> tuple[Response, int]:
         event_types=body.event_types,
         description=body.description,
         enabled=body.enabled,
+        actor=by_key(current_key().id),
     )
     session.commit()
     response = _json_with_secret(endpoint)
@@ -142,7 +143,7 @@ def update_webhook(endpoint_id: str) -> Response:
     if body.url is not None:
         _public_target(body.url)
     session = db()
-    update_endpoint(session, endpoint, body.changes())
+    update_endpoint(session, endpoint, body.changes(), actor=by_key(current_key().id))
     session.commit()
     return _json(endpoint)
 
@@ -152,7 +153,7 @@ def update_webhook(endpoint_id: str) -> Response:
 def delete_webhook(endpoint_id: str) -> tuple[str, int]:
     endpoint = _own(endpoint_id)
     session = db()
-    delete_endpoint(session, endpoint)
+    delete_endpoint(session, endpoint, actor=by_key(current_key().id))
     session.commit()
     return "", 204
 

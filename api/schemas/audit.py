@@ -26,6 +26,9 @@ AuditAction = Literal[
     "key.updated",
     "key.revoked",
     "webhook_endpoint.secret_rotated",
+    "webhook_endpoint.created",
+    "webhook_endpoint.updated",
+    "webhook_endpoint.deleted",
 ]
 TargetType = Literal["user", "api_key", "webhook_endpoint", "team"]
 

@@ -61,6 +61,7 @@ _EMAIL = re.compile(
 _CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b")
 _SSN = re.compile(r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])")
+_PHONE_MAX_TRIES = 2_000
 _IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.]*\d)")
 _IPV6 = re.compile(
     r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?![\w:])"
@@ -134,6 +135,10 @@ def _ips(text: str) -> Iterator[Finding]:
                 address = ipaddress.ip_address(m.group())
             except ValueError:
                 continue
+            # `::` alone (and `::1`-like loopback spellings of nothing) is far likelier code
+            # (Haskell's `::`, C++'s scope operator) than an address anybody would mind leaking.
+            if address.is_unspecified or address.is_loopback:
+                continue
             yield Finding(PiiKind.IP, m.start(), m.end(), address.compressed)
 
 
@@ -148,7 +153,11 @@ def _api_keys(text: str) -> Iterator[Finding]:
 
 
 def _phones(text: str, region: str) -> Iterator[Finding]:
-    matcher = phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.VALID)
+    # A bounded number of candidate spans: the matcher's default (65,535 tries) lets a long
+    # run of digit groups cost seconds of CPU in the accept path.
+    matcher = phonenumbers.PhoneNumberMatcher(
+        text, region, leniency=phonenumbers.Leniency.VALID, max_tries=_PHONE_MAX_TRIES
+    )
     for match in matcher:
         e164 = phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
         yield Finding(PiiKind.PHONE, match.start, match.end, e164)

@@ -48,6 +48,9 @@ KEY_ISSUED = "key.issued"
 KEY_UPDATED = "key.updated"
 KEY_REVOKED = "key.revoked"
 WEBHOOK_SECRET_ROTATED = "webhook_endpoint.secret_rotated"
+WEBHOOK_CREATED = "webhook_endpoint.created"
+WEBHOOK_UPDATED = "webhook_endpoint.updated"
+WEBHOOK_DELETED = "webhook_endpoint.deleted"
 ACTIONS: tuple[str, ...] = (
     USER_CREATED,
     BUDGET_CHANGED,
@@ -61,6 +64,9 @@ ACTIONS: tuple[str, ...] = (
     KEY_UPDATED,
     KEY_REVOKED,
     WEBHOOK_SECRET_ROTATED,
+    WEBHOOK_CREATED,
+    WEBHOOK_UPDATED,
+    WEBHOOK_DELETED,
 )
 TARGET_TYPES: tuple[str, ...] = ("user", "api_key", "webhook_endpoint", "team")
 

@@ -1,5 +1,6 @@
-"""Webhook endpoints a user registers: create, find, change, delete and rotate the secret (the
-rotation is audited: shared/repositories/audit_log.py)."""
+"""Webhook endpoints a user registers: create, find, change, delete and rotate the secret (each
+change is audited: shared/repositories/audit_log.py; an endpoint's URL decides where signed
+events go)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from shared.webhook_secrets import new_webhook_secret
 MAX_ENDPOINTS_PER_USER = 20
 EDITABLE_FIELDS = frozenset({"url", "event_types", "description", "enabled"})
 _ROTATION_FIELDS = ("previous_secret_expires_at",)
+# What the audit log records of an endpoint (never its secrets).
+_AUDITED_FIELDS = ("url", "event_types", "description", "enabled")
 
 
 def create_endpoint(
@@ -31,8 +34,10 @@ def create_endpoint(
     event_types: Sequence[str],
     description: str | None,
     enabled: bool,
+    actor: Actor,
 ) -> WebhookEndpoint:
-    """Register an endpoint with a fresh secret; LimitReachedError beyond the per-user cap."""
+    """Register an endpoint with a fresh secret; LimitReachedError beyond the per-user cap.
+    Audited as `actor`'s, without the secret."""
     # Locking the user row serializes concurrent creates, so the cap holds under races.
     session.execute(select(User.id).where(User.id == user_id).with_for_update())
     count = session.scalar(
@@ -55,6 +60,9 @@ def create_endpoint(
     session.add(endpoint)
     session.flush()
     session.refresh(endpoint)
+    _audit(
+        session, actor, audit_log.WEBHOOK_CREATED, endpoint, audit_log.created(_fields(endpoint))
+    )
     return endpoint
 
 
@@ -81,13 +89,14 @@ def get_endpoint(session: Session, endpoint_id: uuid.UUID, user_id: uuid.UUID) -
 
 
 def update_endpoint(
-    session: Session, endpoint: WebhookEndpoint, changes: Mapping[str, object]
+    session: Session, endpoint: WebhookEndpoint, changes: Mapping[str, object], *, actor: Actor
 ) -> WebhookEndpoint:
     """Apply the given fields; enabling an endpoint clears why delivery had disabled it and its
-    run of failures."""
+    run of failures. Audited when a field changes."""
     unknown = set(changes) - EDITABLE_FIELDS
     if unknown:
         raise ValueError(f"not editable endpoint fields: {sorted(unknown)}")
+    before = _fields(endpoint)
     for field, value in changes.items():
         setattr(endpoint, field, value)
     if changes.get("enabled") is True:
@@ -96,12 +105,40 @@ def update_endpoint(
         endpoint.failing_since = None
     session.flush()
     session.refresh(endpoint)
+    changes_made = audit_log.changed(before, _fields(endpoint))
+    if changes_made:
+        _audit(session, actor, audit_log.WEBHOOK_UPDATED, endpoint, changes_made)
     return endpoint
 
 
-def delete_endpoint(session: Session, endpoint: WebhookEndpoint) -> None:
+def delete_endpoint(session: Session, endpoint: WebhookEndpoint, *, actor: Actor) -> None:
+    """Delete the endpoint; audited with what it was."""
+    gone = {field: {"before": value, "after": None} for field, value in _fields(endpoint).items()}
+    _audit(session, actor, audit_log.WEBHOOK_DELETED, endpoint, gone)
     session.delete(endpoint)
     session.flush()
+
+
+def _fields(endpoint: WebhookEndpoint) -> dict[str, object]:
+    return audit_log.snapshot(endpoint, _AUDITED_FIELDS)
+
+
+def _audit(
+    session: Session,
+    actor: Actor,
+    action: str,
+    endpoint: WebhookEndpoint,
+    changes: Mapping[str, dict[str, object]],
+) -> None:
+    audit_log.record(
+        session,
+        actor,
+        action,
+        target_type="webhook_endpoint",
+        target_id=endpoint.id,
+        user_id=endpoint.user_id,
+        changes=changes,
+    )
 
 
 def rotate_secret(
@@ -118,13 +155,6 @@ def rotate_secret(
     endpoint.secret = new_webhook_secret()
     session.flush()
     session.refresh(endpoint)
-    audit_log.record(
-        session,
-        actor,
-        audit_log.WEBHOOK_SECRET_ROTATED,
-        target_type="webhook_endpoint",
-        target_id=endpoint.id,
-        user_id=endpoint.user_id,
-        changes=audit_log.changed(before, audit_log.snapshot(endpoint, _ROTATION_FIELDS)),
-    )
+    changes = audit_log.changed(before, audit_log.snapshot(endpoint, _ROTATION_FIELDS))
+    _audit(session, actor, audit_log.WEBHOOK_SECRET_ROTATED, endpoint, changes)
     return endpoint

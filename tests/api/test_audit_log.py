@@ -135,9 +135,9 @@ def test_admin_actions_are_audited_without_secrets(
 def test_a_user_s_own_key_and_secret_actions_name_the_key(
     client: FlaskClient, alice: Account
 ) -> None:
-    """Creating and revoking a key with /v1/keys, rotating the callback secret and an
-    endpoint's secret: actor api_key with the id of the key that asked; no secret recorded,
-    neither the rotated-out nor the new one."""
+    """Creating and revoking a key with /v1/keys, rotating the callback secret, and creating,
+    rotating, moving and deleting an endpoint: actor api_key with the id of the key that asked;
+    no secret recorded, neither the rotated-out nor the new one."""
     auth = {"Authorization": f"Bearer {alice.key}"}
     [caller] = client.get("/v1/keys", headers=auth).get_json()["data"]
     made = client.post("/v1/keys", json={"name": "second"}, headers=auth).get_json()
@@ -150,18 +150,29 @@ def test_a_user_s_own_key_and_secret_actions_name_the_key(
         headers=auth,
     ).get_json()
     rotated = client.post(f"/v1/webhooks/{endpoint['id']}/rotate-secret", headers=auth).get_json()
+    moved = {"url": "https://elsewhere.example.com/h"}
+    assert client.patch(f"/v1/webhooks/{endpoint['id']}", json=moved, headers=auth).is_json
+    assert client.delete(f"/v1/webhooks/{endpoint['id']}", headers=auth).status_code == 204
 
     rows = [r for r in _rows() if r["actor_type"] == "api_key"]
     assert [(r["action"], r["target_type"], str(r["target_id"])) for r in rows] == [
         ("key.issued", "api_key", made["id"]),
         ("key.revoked", "api_key", made["id"]),
         ("user.callback_secret_rotated", "user", alice.user_id),
+        ("webhook_endpoint.created", "webhook_endpoint", endpoint["id"]),
         ("webhook_endpoint.secret_rotated", "webhook_endpoint", endpoint["id"]),
+        ("webhook_endpoint.updated", "webhook_endpoint", endpoint["id"]),
+        ("webhook_endpoint.deleted", "webhook_endpoint", endpoint["id"]),
     ]
     assert {str(r["actor_key_id"]) for r in rows} == {caller["id"]}
     assert {str(r["user_id"]) for r in rows} == {alice.user_id}
     assert set(rows[2]["changes"]) == {"callback_previous_secret_expires_at"}
-    assert set(rows[3]["changes"]) == {"previous_secret_expires_at"}
+    assert rows[3]["changes"]["url"] == {"before": None, "after": "https://hooks.example.com/h"}
+    assert set(rows[4]["changes"]) == {"previous_secret_expires_at"}
+    assert rows[5]["changes"] == {
+        "url": {"before": "https://hooks.example.com/h", "after": moved["url"]}
+    }
+    assert rows[6]["changes"]["url"] == {"before": moved["url"], "after": None}
     _assert_no_secret(
         rows,
         [made["key"], alice.key, old_callback, new_callback, endpoint["secret"], rotated["secret"]],

@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 from shared.db import one_statement, transaction
 from shared.models import Job, JobAttempt, JobStatus, SpendCounter, UsageRecord
 from shared.repositories.attempts import AttemptRecord
+from shared.repositories.audit_log import CLI
 from shared.repositories.final_write import finish_unwatched
 from shared.repositories.job_leases import Claim, Outcome, claim_job
 from shared.repositories.webhook_endpoints import create_endpoint
@@ -162,6 +163,7 @@ def test_a_webhook_waiting_on_the_job_sends_it_down_the_full_path(
             event_types=["job.succeeded"],
             description=None,
             enabled=True,
+            actor=CLI,
         )
     before = _state(unwatched_at_claim)
     assert _finish(unwatched_at_claim, _attempt()) is False

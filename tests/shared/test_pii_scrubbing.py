@@ -56,6 +56,8 @@ def test_each_kind_is_found_replaced_and_restored(kind: PiiKind, template: str, 
         "Python 3.11.7 at 12:30:45 on 2026-12-04, build 20261204",
         "Call the function get_user_profile_settings_for_account_v2 now",
         "Quantity 1234567 of item 42",
+        "length :: [a] -> Int",  # Haskell's `::` is the unspecified IPv6 address, not PII
+        "std :: vector and the loopback ::1",
     ],
 )
 def test_look_alikes_are_left_alone(text: str) -> None:

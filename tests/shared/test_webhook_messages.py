@@ -66,7 +66,13 @@ def endpoint_for(
 ) -> uuid.UUID:
     with transaction() as session:
         endpoint = create_endpoint(
-            session, user_id, url=url, event_types=list(events), description=None, enabled=enabled
+            session,
+            user_id,
+            url=url,
+            event_types=list(events),
+            description=None,
+            enabled=enabled,
+            actor=CLI,
         )
         return endpoint.id
 

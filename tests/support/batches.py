@@ -7,6 +7,7 @@ import uuid
 from decimal import Decimal
 
 from shared.db import transaction
+from shared.repositories.audit_log import CLI
 from shared.repositories.batches import create_batch
 from shared.repositories.budgets import reserve
 from shared.repositories.webhook_endpoints import create_endpoint
@@ -47,4 +48,5 @@ def subscribe(account: Account, events: list[str]) -> None:
             event_types=events,
             description=None,
             enabled=True,
+            actor=CLI,
         )

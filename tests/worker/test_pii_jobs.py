@@ -25,15 +25,27 @@ from worker.tasks.run_job import run_job
 
 PROMPT = (
     "Reach jane.doe@example.com at 203.0.113.42, IBAN GB82WEST12345698765432, "
-    "key AKIAIOSFODNN7EXAMPLE."
+    "key AKIAIOSFODNN7EXAMPLE, phone (415) 555-2671, card 4111 1111 1111 1111, "
+    "SSN 123-45-6789."
 )
 ORIGINALS = (
     "jane.doe@example.com",
     "203.0.113.42",
     "GB82WEST12345698765432",
     "AKIAIOSFODNN7EXAMPLE",
+    "(415) 555-2671",
+    "4111 1111 1111 1111",
+    "123-45-6789",
 )
-PLACEHOLDERS = ("[EMAIL_1]", "[IP_1]", "[IBAN_1]", "[API_KEY_1]")
+PLACEHOLDERS = (
+    "[EMAIL_1]",
+    "[IP_1]",
+    "[IBAN_1]",
+    "[API_KEY_1]",
+    "[PHONE_1]",
+    "[CARD_1]",
+    "[SSN_1]",
+)
 
 
 @pytest.fixture
