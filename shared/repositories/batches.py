@@ -48,16 +48,19 @@ def create_batch(
     `jobs` are Job column values, each with its own `id`. They go in as one multi-row INSERT
     (SQLAlchemy's insertmanyvalues), not one statement per job.
     """
-    batch = Batch(
-        user_id=user_id,
-        team_id=select(User.team_id).where(User.id == user_id).scalar_subquery(),
-        total=len(jobs),
-        meta=meta,
-        origin=origin,
-        expires_at=func.now() + seconds(window_s),
-    )
-    session.add(batch)
-    session.flush()
+    # An INSERT ... RETURNING the row: the team it read comes back without a SELECT of its own.
+    batch = session.scalars(
+        insert(Batch)
+        .values(
+            user_id=user_id,
+            team_id=select(User.team_id).where(User.id == user_id).scalar_subquery(),
+            total=len(jobs),
+            meta=meta,
+            origin=origin,
+            expires_at=func.now() + seconds(window_s),
+        )
+        .returning(Batch)
+    ).one()
     session.execute(
         insert(Job),
         [

@@ -190,12 +190,19 @@ def test_a_team_costs_the_accept_path_no_statement(
     client: FlaskClient, alice: Account, bob: Account, statements: list[str]
 ) -> None:
     """One accepted job is the same single statement (besides the transaction's BEGIN and
-    COMMIT) for a user without a team and for a team member."""
+    COMMIT) for a user without a team and for a team member; a batch costs both the same
+    statements too, its INSERT returning the team it read (no SELECT of it before the jobs')."""
     make_team("eng", bob, daily=RESERVATION * 10)
-    counts = []
+    counts, batches = [], []
     for account in (alice, bob):
         assert _submit(client, account).status_code == 202  # the key is cached from here on
         statements.clear()
         assert _submit(client, account).status_code == 202
         counts.append(len(statements))
+        statements.clear()
+        assert _batch(client, account, 2).status_code == 202
+        batches.append([sql.split(None, 3)[:3] for sql in statements])
     assert counts == [1, 1]
+    # The member's hold is one statement too: a WITH holding on both counters.
+    assert len(batches[0]) == len(batches[1])
+    assert batches[0][:2] == [["INSERT", "INTO", "batches"], ["INSERT", "INTO", "jobs"]]
