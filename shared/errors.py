@@ -6,7 +6,8 @@ PromptqError
 ├── ForbiddenError             the admin API is disabled
 ├── ValidationError            the request is malformed (details say where)
 │   ├── MalformedJsonError     the body is not JSON at all
-│   └── UrlNotAllowedError     a webhook target that is not a public address (SSRF guard)
+│   ├── UrlNotAllowedError     a webhook target that is not a public address (SSRF guard)
+│   └── SemanticCacheUnavailableError  cache "semantic" without promptq[semantic] installed
 ├── UnsupportedMediaTypeError  a body sent as anything but application/json
 ├── UnknownModelError          the model is not in the catalogue
 ├── ConflictError              the request collides with existing state
@@ -64,6 +65,12 @@ class UrlNotAllowedError(ValidationError):
     call: loopback, private, link-local, multicast, reserved, or an IPv6 form of those."""
 
     code = "url_not_allowed"
+
+
+class SemanticCacheUnavailableError(ValidationError):
+    """cache "semantic" asked of an installation without its embedding model."""
+
+    code = "semantic_cache_unavailable"
 
 
 class UnsupportedMediaTypeError(PromptqError):

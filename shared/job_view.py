@@ -56,7 +56,12 @@ class JobOut(BaseModel):
     response_format: dict[str, Any] | None
     callback_url: str | None
     max_cost_usd: str | None
-    cache: bool
+    cache: bool | Literal["semantic"] = Field(
+        description='true: the exact response cache; "semantic": the semantic cache.'
+    )
+    cache_threshold: float | None = Field(
+        description='With cache "semantic": the least similarity a hit needs.'
+    )
     stream: bool = Field(description="Its tokens are relayed at GET /v1/jobs/<id>/stream.")
     result: JobResult | None
     error: dict[str, Any] | None
@@ -72,6 +77,7 @@ class JobOut(BaseModel):
 
     @classmethod
     def from_row(cls, job: Job, status_url: str) -> JobOut:
+        semantic = job.request.get("semantic_cache")
         return cls(
             id=str(job.id),
             status=job.status,
@@ -81,7 +87,8 @@ class JobOut(BaseModel):
             response_format=job.response_format,
             callback_url=job.callback_url,
             max_cost_usd=None if job.max_cost_usd is None else usd(job.max_cost_usd),
-            cache=job.cache,
+            cache="semantic" if semantic else job.cache,
+            cache_threshold=semantic["threshold"] if semantic else None,
             stream=bool(job.request.get("stream")),
             result=None if job.result is None else JobResult.model_validate(job.result),
             error=job.error,

@@ -7,6 +7,7 @@ from shared.models.batch import OPEN_BATCH_STATUSES, Batch, BatchOrigin, BatchSt
 from shared.models.file import File
 from shared.models.job import FINAL_STATUSES, Job, JobStatus, Priority
 from shared.models.openai_batch import OpenAIBatch
+from shared.models.semantic_cache import SemanticCacheEntry
 from shared.models.spend import SpendCounter
 from shared.models.usage import UsageRecord
 from shared.models.user import User
@@ -35,6 +36,7 @@ __all__ = [
     "Money",
     "OpenAIBatch",
     "Priority",
+    "SemanticCacheEntry",
     "SpendCounter",
     "UsageRecord",
     "User",
