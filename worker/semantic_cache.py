@@ -24,7 +24,7 @@ from worker.pipeline import SemanticHit
 from worker.providers.base import ProviderRequest, ProviderResponse
 from worker.semantic.codes import Vector, cosine, from_float16, sign_code, to_float16
 from worker.semantic.embedder import get_embedder
-from worker.semantic.index import CodeIndex
+from worker.semantic.index import OVERLAP_S, CodeIndex
 from worker.semantic.scope import Question, question
 
 log = get_logger(__name__)
@@ -80,9 +80,16 @@ class JobSemanticCache:
             return None
 
     def _best(self, scope: bytes, vector: Vector) -> SemanticHit | None:
-        def read(after: int) -> list[Code]:
+        def read(after: int, newest: int) -> list[Code]:
             with one_statement() as session:
-                return codes_after(session, self._user_id, scope, after)
+                return codes_after(
+                    session,
+                    self._user_id,
+                    scope,
+                    after=after,
+                    newest=newest,
+                    recent_s=OVERLAP_S,
+                )
 
         ids = get_index(self._settings).nearest(
             scope, sign_code(vector), self._settings.semantic_cache_candidates, read

@@ -1,5 +1,5 @@
-"""The semantic cache's statements: a scope's entries newer than an id, the candidates a lookup
-scores, a new entry, and the purge of expired ones. Each is one statement.
+"""The semantic cache's statements: the entries of a scope a worker does not hold yet, the
+candidates a lookup scores, a new entry, and the purge of expired ones. Each is one statement.
 
 Every read names the user and the scope, the candidates' too: an entry id from any source
 never yields another tenant's answer.
@@ -58,7 +58,16 @@ _AFTER = (
         _entries.c.code,
         func.extract("epoch", _entries.c.expires_at).label("expires_at"),
     )
-    .where(*_in_scope(), _entries.c.id > bindparam("after", type_=BigInteger))
+    .where(
+        *_in_scope(),
+        _entries.c.id > bindparam("after", type_=BigInteger),
+        (_entries.c.id > bindparam("newest", type_=BigInteger))
+        | (
+            _entries.c.created_at
+            > func.now()
+            - literal_column("interval '1 second'") * bindparam("recent_s", type_=Integer)
+        ),
+    )
     .order_by(_entries.c.id)
 )
 
@@ -81,10 +90,26 @@ _ADD = (
 )
 
 
-def codes_after(session: Session, user_id: uuid.UUID, scope: bytes, after: int) -> list[Code]:
-    """The live entries of the user's scope with an id above `after`, in id order."""
+def codes_after(
+    session: Session,
+    user_id: uuid.UUID,
+    scope: bytes,
+    *,
+    after: int,
+    newest: int,
+    recent_s: int,
+) -> list[Code]:
+    """The live entries of the user's scope with an id above `newest`, and those above `after`
+    created in the last `recent_s` seconds (ones that may have committed late), in id order."""
     rows = session.connection().execute(
-        _AFTER, {"user_id": user_id, "scope": scope, "after": after}
+        _AFTER,
+        {
+            "user_id": user_id,
+            "scope": scope,
+            "after": after,
+            "newest": newest,
+            "recent_s": recent_s,
+        },
     )
     return [Code(row.id, row.code, float(row.expires_at)) for row in rows]
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 
 import numpy as np
 from sqlalchemy import func, select, update
@@ -16,13 +16,13 @@ from sqlalchemy import func, select, update
 from devstack.stack import ROOT
 from shared.db import one_statement, transaction
 from shared.models import SemanticCacheEntry
-from shared.repositories.semantic_cache import Code, purge_expired
+from shared.repositories.semantic_cache import Code, add_entry, codes_after, purge_expired
 from shared.settings import Settings
 from tests.conftest import Account, Services
 from worker.providers.base import Message, ProviderRequest, ProviderResponse
 from worker.semantic.codes import CODE_BITS, cosine, from_float16, sign_code, to_float16
 from worker.semantic.embedder import get_embedder
-from worker.semantic.index import OVERLAP_IDS, OVERLAP_S, CodeIndex, _Scope
+from worker.semantic.index import OVERLAP_IDS, OVERLAP_S, CodeIndex
 from worker.semantic.scope import question
 from worker.semantic_cache import JobSemanticCache
 
@@ -121,21 +121,21 @@ def test_the_index_ranks_a_paraphrase_first_among_thousands() -> None:
     rows.append(Code(20_002, sign_code(embed(PARAPHRASE)), 1.0))
     assert len(rows[0].code) * 8 == CODE_BITS
     index = CodeIndex(100_000)
-    found = index.nearest(b"s", sign_code(embed(PARAPHRASE)), 16, lambda after: rows)
+    found = index.nearest(b"s", sign_code(embed(PARAPHRASE)), 16, lambda after, newest: rows)
     assert found[0] == 20_001 and 20_002 not in found and len(found) == 16
 
 
 def test_the_index_reads_only_new_rows_and_catches_late_commits() -> None:
-    """After the first full read, a lookup asks only for rows above the highest id held less
-    an overlap, so a row whose lower id committed late is still found and rows held are not
-    added twice; once the highest id is OVERLAP_S old, the overlap stops there."""
+    """After the first full read, a lookup asks only for rows above the highest id held, and
+    for recent ones a little below it, so a row whose lower id committed late is still found;
+    rows held are not added twice."""
     rng = np.random.default_rng(8)
     codes = _codes(5, rng)
-    asked: list[int] = []
+    asked: list[tuple[int, int]] = []
     visible = [Code(5001, codes[0], 4e9), Code(5002, codes[1], 4e9), Code(5004, codes[3], 4e9)]
 
-    def read(after: int) -> list[Code]:
-        asked.append(after)
+    def read(after: int, newest: int) -> list[Code]:
+        asked.append((after, newest))
         return [row for row in visible if row.id > after]
 
     index = CodeIndex(100_000)
@@ -143,13 +143,46 @@ def test_the_index_reads_only_new_rows_and_catches_late_commits() -> None:
     visible += [Code(5003, codes[2], 4e9), Code(5005, codes[4], 4e9)]
     found = index.nearest(b"s", codes[2], 10, read)
     assert found[0] == 5003 and sorted(found) == [5001, 5002, 5003, 5004, 5005]
-    assert asked == [0, 5004 - OVERLAP_IDS]
+    assert asked == [(0, 0), (5004 - OVERLAP_IDS, 5004)]
 
-    scope = _Scope()
-    scope.refresh(read)
-    assert scope.max_id == 5005 and len(scope) == 5
-    assert scope._floor(time.monotonic()) == 5005 - OVERLAP_IDS
-    assert scope._floor(time.monotonic() + OVERLAP_S) == 5005
+
+def test_a_late_commit_is_read_while_it_is_recent(make_account: Callable[[str], Account]) -> None:
+    """The statement behind the index's reads returns rows above the highest id held, and below
+    it only those created in the last OVERLAP_S seconds."""
+    user = uuid.UUID(make_account("late").user_id)
+    rng = np.random.default_rng(10)
+    ids = []
+    with one_statement() as session:
+        for code in _codes(3, rng):
+            ids.append(
+                add_entry(
+                    session,
+                    user_id=user,
+                    scope=b"scope",
+                    code=code,
+                    embedding=b"",
+                    response={},
+                    ttl_s=60,
+                )
+            )
+    with transaction() as session:
+        session.execute(
+            update(SemanticCacheEntry)
+            .where(SemanticCacheEntry.id == ids[0])
+            .values(created_at=func.now() - timedelta(seconds=OVERLAP_S + 1))
+        )
+
+    def read(after: int, newest: int) -> list[int]:
+        with one_statement() as session:
+            rows = codes_after(
+                session, user, b"scope", after=after, newest=newest, recent_s=OVERLAP_S
+            )
+        return [row.id for row in rows]
+
+    assert read(0, 0) == ids
+    assert read(0, ids[2]) == ids[1:]
+    assert read(ids[1], ids[2]) == ids[2:]
+    assert read(0, ids[2] + 10) == ids[1:]
 
 
 def test_the_index_forgets_the_least_recently_used_scope() -> None:
@@ -159,18 +192,17 @@ def test_the_index_forgets_the_least_recently_used_scope() -> None:
     codes = _codes(400, rng)
     asked: dict[bytes, list[int]] = {b"a": [], b"b": [], b"c": []}
 
-    def reader(scope: bytes) -> Callable[[int], list[Code]]:
-        def read(after: int) -> list[Code]:
-            asked[scope].append(after)
-            return [Code(10_001 + i, c, 4e9) for i, c in enumerate(codes) if 10_001 + i > after]
+    def reader(scope: bytes) -> Callable[[int, int], list[Code]]:
+        def read(after: int, newest: int) -> list[Code]:
+            asked[scope].append(newest)
+            return [Code(10_001 + i, c, 4e9) for i, c in enumerate(codes) if 10_001 + i > newest]
 
         return read
 
     index = CodeIndex(1000)
     for scope in (b"a", b"b", b"a", b"c", b"a", b"b"):
         index.nearest(scope, codes[0], 4, reader(scope))
-    update_from = 10_400 - OVERLAP_IDS
-    assert asked == {b"a": [0, update_from, update_from], b"b": [0, 0], b"c": [0]}
+    assert asked == {b"a": [0, 10_400, 10_400], b"b": [0, 0], b"c": [0]}
 
 
 def test_a_job_without_the_semantic_cache_loads_and_asks_nothing(services: Services) -> None:

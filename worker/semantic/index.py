@@ -3,12 +3,12 @@ kept in memory and brought up to date from PostgreSQL before every lookup.
 
 Ranking 100,000 entries by Hamming distance is a few milliseconds of numpy here, against tens
 of milliseconds for the same ranking in SQL (bit_count over every row of the scope), so only
-the newest rows travel at each lookup: those with an id above the last one seen, less an
-overlap, since an id is drawn before its row commits and a lower one can become visible after
-a higher one. The overlap reaches back OVERLAP_IDS ids, but no further than the highest id
-held OVERLAP_S ago: a row is missed only if its insert was in flight for longer than both.
-Rows already held are recognised and skipped. Expired entries are masked at
-ranking time and dropped once they are half of a scope.
+the newest rows travel at each lookup: those with an id above the highest one held, plus those
+a little below it that were created in the last OVERLAP_S seconds, since an id is drawn before
+its row commits and a lower one can become visible after a higher one. A row is missed only if
+its insert was in flight for longer than OVERLAP_S, or while OVERLAP_IDS other ids were drawn.
+Rows already held are recognised and skipped. Expired entries are masked at ranking time and
+dropped once they are half of a scope.
 
 A process holds at most `max_entries` codes (about 50 bytes each); past that, the scopes used
 least recently are forgotten and read again in full if asked for. With a thread pool one index
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable
 
 import numpy as np
@@ -31,32 +31,27 @@ from worker.semantic.codes import CODE_BITS
 # How long, and for how many ids drawn by other inserts, an insert may be in flight and its row
 # still be found: each insert is a single autocommit statement, in flight for milliseconds.
 OVERLAP_IDS = 1000
-OVERLAP_S = 2.0
+OVERLAP_S = 2
 _WORDS = CODE_BITS // 64
-_FAR = np.iinfo(np.int32).max
+_FAR = np.iinfo(np.uint16).max
 
-Refresh = Callable[[int], list[Code]]
+# read(after, newest): the live rows of the scope with an id above `newest`, and those above
+# `after` created in the last OVERLAP_S seconds.
+Refresh = Callable[[int, int], list[Code]]
 
 
 class _Scope:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.ids: npt.NDArray[np.int64] = np.empty(0, np.int64)
-        self.codes: npt.NDArray[np.uint64] = np.empty((0, _WORDS), np.uint64)
+        # One row per 64-bit word of the codes, one column per entry: each word's XOR and
+        # popcount run over contiguous memory (ten times faster than entry by entry).
+        self.codes: npt.NDArray[np.uint64] = np.empty((_WORDS, 0), np.uint64)
         self.expires: npt.NDArray[np.float64] = np.empty(0, np.float64)
         self.max_id = 0
-        # (monotonic time, max_id then), oldest first: the marks the overlap may stop at.
-        self.marks: deque[tuple[float, int]] = deque()
-
-    def _floor(self, now: float) -> int:
-        while len(self.marks) > 1 and self.marks[1][0] <= now - OVERLAP_S:
-            self.marks.popleft()
-        settled = self.marks[0][1] if self.marks and self.marks[0][0] <= now - OVERLAP_S else 0
-        return max(self.max_id - OVERLAP_IDS, settled, 0)
 
     def refresh(self, read: Refresh) -> None:
-        now = time.monotonic()
-        rows = read(self._floor(now))
+        rows = read(max(0, self.max_id - OVERLAP_IDS), self.max_id)
         if rows and rows[0].id <= self.max_id:
             held = set(self.ids[self.ids > self.max_id - OVERLAP_IDS].tolist())
             rows = [row for row in rows if row.id not in held]
@@ -64,27 +59,25 @@ class _Scope:
             return
         self.ids = np.concatenate([self.ids, np.fromiter((r.id for r in rows), np.int64)])
         codes = np.frombuffer(b"".join(r.code for r in rows), np.uint64).reshape(-1, _WORDS)
-        self.codes = np.concatenate([self.codes, codes])
+        self.codes = np.concatenate([self.codes, codes.T], axis=1)
         self.expires = np.concatenate(
             [self.expires, np.fromiter((r.expires_at for r in rows), np.float64)]
         )
         self.max_id = max(self.max_id, int(self.ids.max()))
-        self.marks.append((now, self.max_id))
 
     def nearest(self, code: bytes, limit: int, now: float) -> list[int]:
         live = self.expires > now
         count = int(live.sum())
         if count * 2 < len(self.ids):
-            self.ids, self.codes, self.expires = (
-                self.ids[live],
-                self.codes[live],
-                self.expires[live],
-            )
+            self.ids, self.expires = self.ids[live], self.expires[live]
+            self.codes = np.ascontiguousarray(self.codes[:, live])
             live = np.ones(len(self.ids), bool)
         if count == 0:
             return []
         query = np.frombuffer(code, np.uint64)
-        distance = np.bitwise_count(self.codes ^ query).sum(axis=1, dtype=np.int32)
+        distance = np.bitwise_count(self.codes[0] ^ query[0]).astype(np.uint16)
+        for word in range(1, _WORDS):
+            distance += np.bitwise_count(self.codes[word] ^ query[word])
         distance[~live] = _FAR
         kept = min(limit, count)
         best = np.argpartition(distance, kept - 1)[:kept]
@@ -103,7 +96,7 @@ class CodeIndex:
 
     def nearest(self, scope: bytes, code: bytes, limit: int, read: Refresh) -> list[int]:
         """The ids of the `limit` live entries of `scope` whose codes are nearest `code`, best
-        first, after reading what is new with `read(after_id)`."""
+        first, after reading what is new with `read`."""
         with self._lock:
             held = self._scopes.get(scope)
             if held is None:
