@@ -192,7 +192,11 @@ class JobCreate(StrictModel):
 
     def fingerprint(self) -> str:
         """SHA-256 of the canonical body: equal for a true repeat, whatever the key order."""
-        canonical = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+        body = self.canonical()
+        if body["cache_threshold"] is None:
+            # Unset, it is left out: bodies sent before the field existed keep their fingerprint.
+            del body["cache_threshold"]
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 

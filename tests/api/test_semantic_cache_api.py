@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -12,6 +14,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
+from api.schemas.jobs import JobCreate
 from shared import semantic_backend
 from shared.db import transaction
 from shared.models import Job
@@ -148,3 +151,14 @@ def test_a_semantic_hit_shows_its_similarity(client: FlaskClient, alice: Account
     (attempt,) = client.get(f"/v1/jobs/{job_id}/attempts", headers=auth(alice)).get_json()["data"]
     assert (attempt["outcome"], attempt["cached"], attempt["cost_usd"]) == ("cached", True, "0")
     assert attempt["similarity"] == 0.9731
+
+
+def test_idempotency_fingerprints_of_earlier_bodies_hold() -> None:
+    """A body without cache_threshold has the fingerprint it had before the field existed (an
+    Idempotency-Key retried across the upgrade is still a repeat); thresholds tell bodies apart."""
+    body = JobCreate.model_validate(VALID)
+    earlier = {k: v for k, v in body.canonical().items() if k != "cache_threshold"}
+    digest = hashlib.sha256(json.dumps(earlier, sort_keys=True, separators=(",", ":")).encode())
+    assert body.fingerprint() == digest.hexdigest()
+    tighter = JobCreate.model_validate({**SEMANTIC, "cache_threshold": 0.99})
+    assert tighter.fingerprint() != JobCreate.model_validate(SEMANTIC).fingerprint()
