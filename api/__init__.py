@@ -24,6 +24,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from api.request_scope import register_request_scope
     from api.routes import (
         admin,
+        audit,
         batches,
         callback_secret,
         docs,
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         webhooks,
         callback_secret,
         admin,
+        audit,
         docs,
         openai_compat,
         anthropic_compat,

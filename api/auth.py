@@ -21,6 +21,7 @@ from flask import Blueprint, g, request
 from api.request_scope import db
 from shared.db import retry_if_stale
 from shared.errors import AuthenticationError, ForbiddenError
+from shared.input_safety.user_settings import NONE, InputSafetySettings
 from shared.models import User
 from shared.repositories.api_keys import INVALID_KEY, authenticate, hash_key
 from shared.settings import get_settings
@@ -35,6 +36,9 @@ class CallerKey:
     rpm_limit: int | None
     tpm_limit: int | None
     expires_at: datetime | None
+    # The owner's, read in the key's statement: a change reaches other processes within
+    # KEY_CACHE_S, like a key's limits.
+    input_safety: InputSafetySettings = NONE
 
 
 @dataclass(frozen=True)
@@ -71,13 +75,15 @@ def accept_x_api_key(bp: Blueprint) -> None:
 
 def _look_up(digest: str, plaintext: str) -> CallerKey:
     session = db()
-    row = retry_if_stale(session, lambda: authenticate(session, plaintext))
+    found = retry_if_stale(session, lambda: authenticate(session, plaintext))
+    row = found.key
     key = CallerKey(
         id=row.id,
         user_id=row.user_id,
         rpm_limit=row.rpm_limit,
         tpm_limit=row.tpm_limit,
         expires_at=row.expires_at,
+        input_safety=found.input_safety,
     )
     with _cache_lock:
         _cache[digest] = _Cached(key, time.monotonic() + get_settings().key_cache_s)

@@ -1,4 +1,5 @@
-"""`promptq`: the admin command line (users, their budgets, fair share and API keys)."""
+"""`promptq`: the admin command line (users, their budgets, fair share, input safety and API
+keys)."""
 
 from __future__ import annotations
 
@@ -21,11 +22,14 @@ from shared.errors import PromptqError
 from shared.models import ApiKey
 from shared.money import usd
 from shared.repositories.api_keys import get_key, issue_key, list_keys, revoke_key
+from shared.repositories.audit_log import CLI
 from shared.repositories.users import (
     create_user,
     get_user_by_name,
     list_users,
     set_budgets,
+    set_input_safety,
+    set_share,
 )
 from shared.settings import get_settings
 
@@ -117,7 +121,7 @@ def users_create(name: str) -> None:
     checked = _checked(UserCreate, name=name)
     try:
         with transaction() as session:
-            user = create_user(session, checked.name)
+            user = create_user(session, checked.name, actor=CLI)
     except PromptqError as exc:
         raise _fail(exc) from None
     click.echo(str(user.id))
@@ -151,7 +155,7 @@ def users_set_budget(ctx: click.Context, name: str, daily: Any, monthly: Any) ->
         raise click.UsageError("Give --daily and/or --monthly.")
     try:
         with transaction() as session:
-            user = set_budgets(session, get_user_by_name(session, name), changes)
+            user = set_budgets(session, get_user_by_name(session, name), changes, actor=CLI)
     except PromptqError as exc:
         raise _fail(exc) from None
     daily_out = _shown_budget(user.daily_budget_usd)
@@ -176,23 +180,82 @@ def users_set_share(
     ctx: click.Context, name: str, weight: int | None, max_concurrency: int | None
 ) -> None:
     """Set the fair-share weight and/or the concurrency cap of user NAME."""
-    if not any(
-        ctx.get_parameter_source(option) == ParameterSource.COMMANDLINE
-        for option in ("weight", "max_concurrency")
-    ):
+    changes: dict[str, int | None] = {}
+    if weight is not None:
+        changes["weight"] = weight
+    # Only an explicit option changes the cap: "none" clears it, leaving it out keeps it.
+    if ctx.get_parameter_source("max_concurrency") == ParameterSource.COMMANDLINE:
+        changes["max_concurrency"] = max_concurrency
+    if not changes:
         raise click.UsageError("Give --weight and/or --max-concurrency.")
     try:
         with transaction() as session:
-            user = get_user_by_name(session, name)
-            if weight is not None:
-                user.weight = weight
-            # Only an explicit option changes the cap: "none" clears it, leaving it out keeps it.
-            if ctx.get_parameter_source("max_concurrency") == ParameterSource.COMMANDLINE:
-                user.max_concurrency = max_concurrency
+            user = set_share(session, get_user_by_name(session, name), changes, actor=CLI)
     except PromptqError as exc:
         raise _fail(exc) from None
     cap = CLEAR if user.max_concurrency is None else user.max_concurrency
     click.echo(f"{user.name}: weight {user.weight}, max concurrency {cap}")
+
+
+def _on_off(value: bool) -> str:
+    return "on" if value else "off"
+
+
+@users.command("set-safety")
+@click.argument("name")
+@click.option("--scrub-pii/--no-scrub-pii", default=None, help="Scrub PII from every prompt.")
+@click.option(
+    "--restore-pii/--no-restore-pii", default=None, help="Scrub, and restore it in answers."
+)
+@click.option(
+    "--keep-original-prompts/--no-keep-original-prompts",
+    default=None,
+    help="Stored jobs keep the original prompt (otherwise the scrubbed one).",
+)
+@click.option(
+    "--injection-screening",
+    type=click.Choice(["flag", "reject", CLEAR]),
+    help='Screen every prompt for injection: flag, reject, or "none" (off).',
+)
+def users_set_safety(
+    name: str,
+    scrub_pii: bool | None,
+    restore_pii: bool | None,
+    keep_original_prompts: bool | None,
+    injection_screening: str | None,
+) -> None:
+    """Set the input safety of user NAME (README: "Input safety"); options left out are kept.
+    Running API processes apply it within KEY_CACHE_S."""
+    changes: dict[str, object] = {
+        field: value
+        for field, value in (
+            ("scrub_pii", scrub_pii),
+            ("restore_pii", restore_pii),
+            ("keep_original_prompts", keep_original_prompts),
+        )
+        if value is not None
+    }
+    if injection_screening is not None:
+        changes["injection_screening"] = (
+            None if injection_screening == CLEAR else injection_screening
+        )
+    if not changes:
+        raise click.UsageError(
+            "Give --[no-]scrub-pii, --[no-]restore-pii, --[no-]keep-original-prompts and/or "
+            "--injection-screening."
+        )
+    try:
+        with transaction() as session:
+            user = get_user_by_name(session, name)
+            set_input_safety(session, user, changes, get_settings().pii_vault_key, actor=CLI)
+    except PromptqError as exc:
+        raise _fail(exc) from None
+    click.echo(
+        f"{user.name}: scrub pii {_on_off(user.scrub_pii)}, restore pii "
+        f"{_on_off(user.restore_pii)}, keep original prompts "
+        f"{_on_off(user.keep_original_prompts)}, injection screening "
+        f"{user.injection_screening or CLEAR}"
+    )
 
 
 @main.group()
@@ -216,6 +279,7 @@ def keys_create(user: str, name: str | None, expires_in_days: int | None) -> Non
                 get_user_by_name(session, user),
                 name=checked.name,
                 expires_at=checked.expiry(),
+                actor=CLI,
             )
     except PromptqError as exc:
         raise _fail(exc) from None
@@ -254,7 +318,7 @@ def keys_revoke(key_id: str) -> None:
     """Revoke the key with id KEY_ID (from `promptq keys list`); it stops working at once."""
     try:
         with transaction() as session:
-            key = revoke_key(session, get_key(session, path_id(key_id, "API key")))
+            key = revoke_key(session, get_key(session, path_id(key_id, "API key")), actor=CLI)
     except PromptqError as exc:
         raise _fail(exc) from None
     assert key.revoked_at is not None  # revoke_key sets it

@@ -25,6 +25,7 @@ STATUS_FOR: dict[type[errors.PromptqError], int] = {
     errors.UnsupportedMediaTypeError: 415,
     errors.ValidationError: 422,
     errors.UnknownModelError: 422,
+    errors.InputRejectedError: 422,
     errors.RateLimitedError: 429,
     errors.BudgetExceededError: 429,
     errors.QueueFullError: 503,

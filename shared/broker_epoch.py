@@ -21,7 +21,9 @@ from datetime import UTC, datetime
 import redis
 
 EPOCH_KEY = "promptq:epoch"
-_NOTICED_KEY = "promptq:epoch:noticed:"
+# The flags' names are those of the single-key scheme before the epoch existed, so an upgraded
+# deployment's flags still say "noticed" and its first sweep republishes nothing.
+_NOTICED_KEY = "promptq:epoch:"
 
 
 def note_alive(pipe: redis.client.Pipeline) -> None:

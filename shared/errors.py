@@ -7,9 +7,13 @@ PromptqError
 ├── ValidationError            the request is malformed (details say where)
 │   ├── MalformedJsonError     the body is not JSON at all
 │   ├── UrlNotAllowedError     a webhook target that is not a public address (SSRF guard)
-│   └── SemanticCacheUnavailableError  cache "semantic" without promptq[semantic] installed
+│   ├── SemanticCacheUnavailableError  cache "semantic" without promptq[semantic] installed
+│   └── PiiRestoreUnavailableError  restore_pii with nowhere safe to keep the mapping
+├── InputRejectedError         prompt-injection screening refused the prompt
 ├── UnsupportedMediaTypeError  a body sent as anything but application/json
 ├── UnknownModelError          the model is not in the catalogue
+│   ├── UnknownRoutingPolicyError  `model: "auto"` names a routing policy nobody defined
+│   └── NoModelFitsError       no candidate of the routing policy fits the request
 ├── ConflictError              the request collides with existing state
 │   ├── IdempotencyConflictError   an Idempotency-Key reused for a different body
 │   ├── JobNotCancellableError     the job already finished
@@ -73,6 +77,20 @@ class SemanticCacheUnavailableError(ValidationError):
     code = "semantic_cache_unavailable"
 
 
+class PiiRestoreUnavailableError(ValidationError):
+    """restore_pii was asked for, but the original prompt may not be kept and the operator set
+    no PII_VAULT_KEY to seal the placeholder mapping with."""
+
+    code = "pii_restore_unavailable"
+
+
+class InputRejectedError(PromptqError):
+    """Prompt-injection screening scored the prompt at or past the threshold, and the job (or
+    its owner) asked for such prompts to be refused."""
+
+    code = "input_rejected"
+
+
 class UnsupportedMediaTypeError(PromptqError):
     """The request has a body, but not as `Content-Type: application/json`."""
 
@@ -81,6 +99,14 @@ class UnsupportedMediaTypeError(PromptqError):
 
 class UnknownModelError(PromptqError):
     code = "unknown_model"
+
+
+class UnknownRoutingPolicyError(UnknownModelError):
+    code = "unknown_routing_policy"
+
+
+class NoModelFitsError(UnknownModelError):
+    code = "no_model_fits"
 
 
 class ConflictError(PromptqError):

@@ -42,6 +42,23 @@ class JobResult(BaseModel):
     provider: str
     model: str = Field(description="The model that answered (a fallback's, if one did).")
     cached: bool = Field(description="Served from the response cache: no call, no cost.")
+    degraded: bool = Field(
+        default=False,
+        description="Every model of the chain failed: the content is the job's "
+        "fallback_response, not a model's answer.",
+    )
+
+
+class Screening(BaseModel):
+    """The prompt-injection screening verdict of a screened job."""
+
+    score: float = Field(ge=0, le=1, description="0: nothing matched; 1: certain.")
+    threshold: float = Field(description="The score at which a prompt is flagged or rejected.")
+    rules: list[str] = Field(description="The names of the patterns that matched.")
+    action: Literal["passed", "flagged"] = Field(
+        description="'flagged': the score reached the threshold and the job ran all the same "
+        "(mode 'flag'); a prompt rejected (mode 'reject') makes no job."
+    )
 
 
 class JobOut(BaseModel):
@@ -63,6 +80,19 @@ class JobOut(BaseModel):
         description='With cache "semantic": the least similarity a hit needs.'
     )
     stream: bool = Field(description="Its tokens are relayed at GET /v1/jobs/<id>/stream.")
+    scrub_pii: bool = Field(description="PII in its prompt is replaced before any provider call.")
+    restore_pii: bool = Field(description="The originals are put back into its answer.")
+    screening: Screening | None = Field(
+        description="Its prompt-injection verdict; null: not screened."
+    )
+    fallback_response: str | None = Field(
+        default=None, description="The last-resort answer the job carries, if any."
+    )
+    routing: dict[str, Any] | None = Field(
+        default=None,
+        description='For `model: "auto"`: {policy, chosen, chain, reason, skipped}; `model` and '
+        "`fallbacks` are then the chosen chain.",
+    )
     result: JobResult | None
     error: dict[str, Any] | None
     usage: Usage
@@ -90,6 +120,11 @@ class JobOut(BaseModel):
             cache="semantic" if semantic else job.cache,
             cache_threshold=semantic["threshold"] if semantic else None,
             stream=bool(job.request.get("stream")),
+            scrub_pii=job.scrub_pii,
+            restore_pii=job.restore_pii,
+            screening=None if job.screening is None else Screening.model_validate(job.screening),
+            fallback_response=job.request.get("fallback_response"),
+            routing=job.routing,
             result=None if job.result is None else JobResult.model_validate(job.result),
             error=job.error,
             usage=Usage.of(job.input_tokens, job.output_tokens),

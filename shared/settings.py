@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
+from decimal import Decimal
 from functools import lru_cache
 from typing import Annotated, Self
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from shared.pricing import is_known_model
 
 # Standard Webhooks' recommended schedule: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h,
 # 20 h and 24 h after the previous attempt (about three days in all).
@@ -112,6 +115,12 @@ class Settings(BaseSettings):
     # Attempts a job may be billed for; its budget reservation covers this many worst cases.
     max_billed_attempts: int = Field(default=3, ge=1)
     webhook_secret_rotation_grace_s: int = Field(default=24 * 3600, ge=0)
+    # Budget alerts (shared/repositories/budget_alerts.py): a `budget.threshold` webhook event
+    # when a user's daily or monthly spend crosses one of these fractions of the budget, once
+    # per period and fraction. Empty: no alerts.
+    budget_alert_fractions: Annotated[list[Decimal], NoDecode] = Field(
+        default_factory=lambda: [Decimal("0.8"), Decimal("1.0")], max_length=10
+    )
 
     # Retry and fallback (worker/pipeline.py).
     max_attempts_per_model: int = Field(default=3, ge=1)
@@ -127,6 +136,10 @@ class Settings(BaseSettings):
     breaker_failure_threshold: float = Field(default=0.5, gt=0, le=1)
     breaker_cooldown_s: float = Field(default=30.0, gt=0)
     breaker_half_open_probes: int = Field(default=1, ge=1)
+
+    # Named routing policies for `model: "auto"`: policy name -> candidate models (JSON), e.g.
+    # {"cheap": ["gpt-4o-mini", "claude-3-5-haiku-latest"]}; plain "auto" takes every model.
+    routing_policies: dict[str, list[str]] = Field(default_factory=dict)
 
     # In-flight call caps shared by all workers; a permit expires so a dead worker's comes back.
     model_concurrency_cap: int = Field(default=64, ge=1)
@@ -148,6 +161,17 @@ class Settings(BaseSettings):
     semantic_cache_ttl_s: int = Field(default=3600, ge=1)
     semantic_cache_candidates: int = Field(default=16, ge=1, le=256)
     semantic_cache_index_entries: int = Field(default=1_000_000, ge=1000)
+
+    # Input safety (README: "Input safety"). Phone numbers not written in international form
+    # are read as numbers of this region (ISO 3166 alpha-2).
+    pii_phone_region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
+    # A Fernet key (`python -c "from cryptography.fernet import Fernet;
+    # print(Fernet.generate_key().decode())"`) that encrypts a job's placeholder mapping while
+    # it waits to be restored, when its owner does not allow keeping original prompts. Empty:
+    # such jobs cannot ask for restore_pii.
+    pii_vault_key: str = ""
+    # A screened prompt whose injection score reaches this is flagged, or rejected.
+    injection_threshold: float = Field(default=0.5, gt=0, le=1)
 
     # Live token streams of jobs submitted with "stream": true (shared/token_streams.py). Each
     # job's Redis stream keeps about this many entries (a late client of a longer answer misses
@@ -223,7 +247,9 @@ class Settings(BaseSettings):
     # Celery beat's schedule file.
     beat_schedule_file: str = ".data/celerybeat-schedule"
 
-    @field_validator("webhook_schedule_s", "webhook_allowed_networks", mode="before")
+    @field_validator(
+        "webhook_schedule_s", "webhook_allowed_networks", "budget_alert_fractions", mode="before"
+    )
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         # Environment variables give "0,5,300"; code and tests may pass a list.
@@ -238,6 +264,26 @@ class Settings(BaseSettings):
             # Strict: 127.0.0.1/8 (host bits set) is a typo for 127.0.0.0/8, not a network.
             ipaddress.ip_network(network)
         return value
+
+    @field_validator("routing_policies")
+    @classmethod
+    def _known_candidates(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name, models in value.items():
+            unknown = [m for m in models if not is_known_model(m)]
+            if not models or unknown:
+                raise ValueError(
+                    f"routing policy {name!r} needs one or more catalogue models (unknown: "
+                    f"{unknown})"
+                )
+        return value
+
+    @field_validator("budget_alert_fractions")
+    @classmethod
+    def _fractions(cls, value: list[Decimal]) -> list[Decimal]:
+        # Four decimal places: what budget_alerts.fraction keeps, so the key is exact.
+        if any(not 0 < f <= 1 or f != f.quantize(Decimal("0.0001")) for f in value):
+            raise ValueError("budget_alert_fractions must be in (0, 1], at most 4 decimals")
+        return sorted(set(value))
 
     @field_validator("webhook_nameserver")
     @classmethod
@@ -265,6 +311,20 @@ class Settings(BaseSettings):
         if self.permit_ttl_s > self.job_lease_s:
             raise ValueError("permit_ttl_s must not be longer than job_lease_s")
         return self
+
+    @field_validator("pii_vault_key")
+    @classmethod
+    def _fernet_key(cls, value: str) -> str:
+        if value:
+            from cryptography.fernet import Fernet
+
+            try:
+                Fernet(value.encode())
+            except ValueError:
+                raise ValueError(
+                    "pii_vault_key must be a Fernet key: 32 bytes, url-safe base64"
+                ) from None
+        return value
 
     @field_validator("database_url")
     @classmethod

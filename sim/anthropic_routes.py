@@ -10,6 +10,7 @@ from sim.fault_kinds import FaultKind
 from sim.fault_responses import anthropic_error, serve
 from sim.faults import FaultInjector, Plan
 from sim.replies import Completion, complete, reply_pieces
+from sim.request_log import RequestLog
 from sim.stats import RequestStats, model_of
 
 ROLES = frozenset({"user", "assistant"})
@@ -30,13 +31,16 @@ class InvalidRequest(AnthropicError):
         super().__init__(400, "invalid_request_error", message)
 
 
-def create_anthropic_blueprint(injector: FaultInjector, stats: RequestStats) -> Blueprint:
+def create_anthropic_blueprint(
+    injector: FaultInjector, stats: RequestStats, log: RequestLog
+) -> Blueprint:
     """Routes for the Anthropic dialect, sharing `injector` and `stats` with the rest of the app."""
     blueprint = Blueprint("anthropic", __name__)
 
     @blueprint.post("/v1/messages")
     def messages() -> Response:
         body = request.get_json(force=True, silent=True)
+        log.record(request.path, body)
         return stats.answer(model_of(body), lambda: answer(body))
 
     def answer(body: Any) -> Response:

@@ -5,11 +5,15 @@ from flask import Blueprint, Response, jsonify, request
 from pydantic import ValidationError
 
 from sim.faults import FaultInjector, FaultRules
+from sim.request_log import RequestLog
 from sim.stats import RequestStats
 
 
-def create_control_blueprint(stats: RequestStats, injector: FaultInjector) -> Blueprint:
-    """GET /health, GET /sim/stats, POST /sim/reset and GET/PUT/DELETE /sim/faults."""
+def create_control_blueprint(
+    stats: RequestStats, injector: FaultInjector, log: RequestLog
+) -> Blueprint:
+    """GET /health, GET /sim/stats, GET /sim/requests, POST /sim/reset and
+    GET/PUT/DELETE /sim/faults."""
     blueprint = Blueprint("control", __name__)
 
     @blueprint.get("/health")
@@ -20,9 +24,14 @@ def create_control_blueprint(stats: RequestStats, injector: FaultInjector) -> Bl
     def get_stats() -> Response:
         return jsonify(stats.snapshot())
 
+    @blueprint.get("/sim/requests")
+    def get_requests() -> Response:
+        return jsonify(requests=log.snapshot())
+
     @blueprint.post("/sim/reset")
     def reset_stats() -> Response:
         stats.reset()
+        log.clear()
         return jsonify(stats.snapshot())
 
     @blueprint.get("/sim/faults")

@@ -10,6 +10,7 @@ from sim.event_streams import sse
 from sim.fault_responses import openai_error, serve
 from sim.faults import FaultInjector, Plan
 from sim.replies import Completion, ReplyForm, complete, reply_pieces
+from sim.request_log import RequestLog
 from sim.stats import RequestStats, model_of
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
@@ -33,13 +34,16 @@ class OpenAIError(Exception):
         self.code = code
 
 
-def create_openai_blueprint(injector: FaultInjector, stats: RequestStats) -> Blueprint:
+def create_openai_blueprint(
+    injector: FaultInjector, stats: RequestStats, log: RequestLog
+) -> Blueprint:
     """Routes for the OpenAI dialect, sharing `injector` and `stats` with the rest of the app."""
     blueprint = Blueprint("openai", __name__)
 
     @blueprint.post("/v1/chat/completions")
     def chat_completions() -> Response:
         body = request.get_json(force=True, silent=True)
+        log.record(request.path, body)
         return stats.answer(model_of(body), lambda: answer(body))
 
     def answer(body: Any) -> Response:

@@ -150,12 +150,13 @@ def make_account(clean: Services) -> Callable[[str], Account]:
     """Create a user with one API key, through the same repositories the CLI uses."""
     from shared.db import transaction
     from shared.repositories.api_keys import issue_key
+    from shared.repositories.audit_log import CLI
     from shared.repositories.users import create_user
 
     def make(name: str = "alice") -> Account:
         with transaction() as session:
-            user = create_user(session, name)
-            issued = issue_key(session, user)
+            user = create_user(session, name, actor=CLI)
+            issued = issue_key(session, user, actor=CLI)
         return Account(user_id=str(user.id), name=name, key=issued.plaintext)
 
     return make

@@ -64,6 +64,12 @@ gen_ai_operation_duration = Histogram(
 jobs_finished = Counter(
     "promptq_jobs_finished_total", "Jobs that reached a final state.", ["status", "model"]
 )
+jobs_degraded = Counter(
+    "promptq_jobs_degraded_total",
+    "Jobs that succeeded with their fallback_response after every model of their chain failed "
+    "(counted among the succeeded ones too).",
+    ["model"],
+)
 job_queue_wait = Histogram(
     "promptq_job_queue_wait_seconds",
     "From acceptance to the first claim (a requeued job's later claims are not counted).",

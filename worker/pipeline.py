@@ -212,7 +212,13 @@ def run_chain(
                 policies.permits.release(key, slot)
                 raise
             # Only provider-side trouble counts against the breaker; a 400 is a healthy answer.
-            policies.after_call(key, slot, permit, success=not _is_fault(result.error))
+            policies.after_call(
+                key,
+                slot,
+                permit,
+                success=not _is_fault(result.error),
+                answered_ms=result.latency_ms if result.error is None else None,
+            )
             result = replace(result, backoff_ms=backoff_ms)
             if result.response is not None:
                 try:

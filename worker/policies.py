@@ -7,6 +7,7 @@ from functools import lru_cache
 
 import redis
 
+from shared.model_health import record_latency_on
 from shared.redis_client import get_redis
 from shared.settings import Settings, get_settings
 from worker.resilience.circuit_breaker import BreakerPolicy, CircuitBreaker, Permit
@@ -22,12 +23,16 @@ class Policies:
     permits: ConcurrencyLimiter
     rate_limits: ProviderRateLimiter
 
-    def after_call(self, key: str, slot: str, permit: Permit, success: bool) -> None:
-        """Give the call's permit back and count its outcome against the breaker, in one
-        Redis round trip."""
+    def after_call(
+        self, key: str, slot: str, permit: Permit, success: bool, answered_ms: int | None = None
+    ) -> None:
+        """Give the call's permit back, count its outcome against the breaker and, for a call
+        that answered, add its latency to the model's health, in one Redis round trip."""
         pipe = self.redis.pipeline(transaction=False)
         self.permits.release_on(pipe, key, slot)
         self.breaker.record_on(pipe, permit, success)
+        if answered_ms is not None:
+            record_latency_on(pipe, key, answered_ms)
         pipe.execute()
 
     def model_cap(self, model: str) -> int:

@@ -22,13 +22,19 @@ from api.schemas.admin import (
 from api.schemas.keys import KeyCreated, KeyList, KeyOut
 from shared.models import ApiKey, User
 from shared.repositories.api_keys import get_key, issue_key, list_keys, revoke_key, update_key
+from shared.repositories.audit_log import ADMIN
 from shared.repositories.users import (
     BUDGET_FIELDS,
+    INPUT_SAFETY_FIELDS,
+    SHARE_FIELDS,
     create_user,
     get_user,
     list_users,
     set_budgets,
+    set_input_safety,
+    set_share,
 )
+from shared.settings import get_settings
 
 bp = Blueprint("admin", __name__, url_prefix="/v1/admin")
 bp.before_request(require_admin)
@@ -61,6 +67,7 @@ def create_user_route() -> tuple[Response, int]:
         body.name,
         daily_budget_usd=body.daily_budget_usd,
         monthly_budget_usd=body.monthly_budget_usd,
+        actor=ADMIN,
     )
     session.commit()
     return located(_user_json(user), "admin.get_user_route", user_id=str(user.id)), 201
@@ -92,7 +99,7 @@ def get_user_route(user_id: str) -> Response:
 
 @bp.patch("/users/<user_id>")
 @openapi.operation(
-    summary="Set a user's budgets, weight and concurrency cap",
+    summary="Set a user's budgets, weight, concurrency cap and input safety",
     request=UserUpdate,
     responses={200: UserOut},
     auth="admin",
@@ -100,16 +107,26 @@ def get_user_route(user_id: str) -> Response:
 )
 def update_user_route(user_id: str) -> Response:
     """A budget or max_concurrency given as null is cleared (no ceiling, no cap); a field left
-    out is kept. weight cannot be null."""
+    out is kept. weight and the input-safety booleans cannot be null."""
     session = db()
     user = get_user(session, path_id(user_id, "user"))
     changes = parse_body(UserUpdate).changes()
-    set_budgets(session, user, {f: v for f, v in changes.items() if f in BUDGET_FIELDS})
-    # The rest, weight and max_concurrency, are plain columns UserUpdate has already bounded.
-    for field, value in changes.items():
-        if field not in BUDGET_FIELDS:
-            setattr(user, field, value)
+    budgets = {f: v for f, v in changes.items() if f in BUDGET_FIELDS}
+    share = {f: v for f, v in changes.items() if f in SHARE_FIELDS}
+    safety = {f: v for f, v in changes.items() if f in INPUT_SAFETY_FIELDS}
+    if budgets:
+        set_budgets(session, user, budgets, actor=ADMIN)
+    if share:
+        set_share(session, user, share, actor=ADMIN)
+    stale_keys: list[str] = []
+    if safety:
+        stale_keys = set_input_safety(
+            session, user, safety, get_settings().pii_vault_key, actor=ADMIN
+        )
     session.commit()
+    # Read with the key: this process applies the change at once, the others within KEY_CACHE_S.
+    for key_hash in stale_keys:
+        forget_key(key_hash)
     return _user_json(user)
 
 
@@ -132,6 +149,7 @@ def create_key_route(user_id: str) -> tuple[Response, int]:
         expires_at=body.expiry(),
         rpm_limit=body.rpm_limit,
         tpm_limit=body.tpm_limit,
+        actor=ADMIN,
     )
     session.commit()
     created = KeyCreated(**KeyOut.model_validate(issued.key).model_dump(), key=issued.plaintext)
@@ -153,7 +171,7 @@ def list_keys_route(user_id: str) -> Response:
 @openapi.operation(summary="Revoke an API key", responses={200: KeyOut}, auth="admin", tags=TAGS)
 def revoke_key_route(key_id: str) -> Response:
     session = db()
-    key = revoke_key(session, get_key(session, path_id(key_id, "API key")))
+    key = revoke_key(session, get_key(session, path_id(key_id, "API key")), actor=ADMIN)
     session.commit()
     forget_key(key.key_hash)
     return _key_json(key)
@@ -173,7 +191,7 @@ def update_key_route(key_id: str) -> Response:
     session = db()
     key = get_key(session, path_id(key_id, "API key"))
     body = parse_body(KeyUpdate)
-    update_key(session, key, body.changes())
+    update_key(session, key, body.changes(), actor=ADMIN)
     session.commit()
     forget_key(key.key_hash)
     return _key_json(key)

@@ -111,7 +111,7 @@ def submit_batch() -> Response:
     settings = get_settings()
     _check_callbacks(body.jobs, settings)
     # The whole batch is one request, the sum of its jobs' tokens and one budget hold.
-    jobs = [new_job(job, settings) for job in body.jobs]
+    jobs = [new_job(job, settings, key) for job in body.jobs]
     window_s = body.completion_window_s or settings.batch_completion_window_s
     batch = admit_batch(key, jobs, body.metadata, window_s)
     return _batch_json(batch, {JobStatus.QUEUED: len(jobs)}, 202)

@@ -6,10 +6,11 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from api import openapi
-from api.auth import current_user
+from api.auth import current_key, current_user
 from api.request_scope import db
 from api.schemas.callback_secret import CallbackSecretOut
 from shared.models import User
+from shared.repositories.audit_log import by_key
 from shared.repositories.users import rotate_callback_secret
 from shared.settings import get_settings
 
@@ -45,7 +46,10 @@ def get_callback_secret() -> Response:
 def rotate() -> Response:
     session = db()
     user = rotate_callback_secret(
-        session, current_user(), get_settings().webhook_secret_rotation_grace_s
+        session,
+        current_user(),
+        get_settings().webhook_secret_rotation_grace_s,
+        actor=by_key(current_key().id),
     )
     session.commit()
     return _json(user)

@@ -25,7 +25,6 @@ from shared import job_announcements, outbox
 from shared.errors import ValidationError
 from shared.logging import get_logger
 from shared.models import Job
-from shared.pricing import price_for
 from shared.repositories.jobs import (
     JobFilter,
     cancel_job,
@@ -77,13 +76,13 @@ def _idempotency(body: JobCreate) -> Idempotency | None:
 def submit_job() -> Response:
     key = current_key()
     body = parse_body(JobCreate)
-    for model in (body.model, *body.fallbacks):
-        price_for(model)  # an unknown model or fallback is refused before anything is counted
+    # An unknown model or fallback is refused before anything is counted.
+    body.check_models()
     settings = get_settings()
     if body.callback_url is not None:
         check_target_url(body.callback_url, TargetPolicy.from_settings(settings))
     idempotency = _idempotency(body)
-    job, new = admit_job(key, new_job(body, settings), idempotency)
+    job, new = admit_job(key, new_job(body, settings, key), idempotency)
     return _job_json(job, 202 if new else 200)
 
 

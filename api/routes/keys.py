@@ -10,6 +10,7 @@ from api.request_scope import db, parse_body, path_id
 from api.schemas.keys import KeyCreate, KeyCreated, KeyList, KeyOut
 from shared.errors import ValidationError
 from shared.repositories.api_keys import get_key, issue_key, list_keys, revoke_key
+from shared.repositories.audit_log import by_key
 
 bp = Blueprint("keys", __name__, url_prefix="/v1/keys")
 
@@ -54,6 +55,7 @@ def create_own_key() -> tuple[Response, int]:
         expires_at=expires_at,
         rpm_limit=caller.rpm_limit,
         tpm_limit=caller.tpm_limit,
+        actor=by_key(caller.id),
     )
     session.commit()
     created = KeyCreated(**KeyOut.model_validate(issued.key).model_dump(), key=issued.plaintext)
@@ -67,7 +69,11 @@ def revoke_own_key(key_id: str) -> Response:
     KEY_CACHE_S (at most 5 s) in every other; revoking it again changes nothing."""
     user = current_user()
     session = db()
-    key = revoke_key(session, get_key(session, path_id(key_id, "API key"), user_id=user.id))
+    key = revoke_key(
+        session,
+        get_key(session, path_id(key_id, "API key"), user_id=user.id),
+        actor=by_key(current_key().id),
+    )
     session.commit()
     forget_key(key.key_hash)
     return jsonify(KeyOut.model_validate(key).model_dump(mode="json"))

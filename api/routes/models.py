@@ -26,6 +26,8 @@ def list_models() -> Response:
                 input_usd_per_mtok=str(price.input_per_mtok),
                 output_usd_per_mtok=str(price.output_per_mtok),
                 fallbacks=list(price.fallbacks),
+                context_window=price.context_window,
+                structured_output=price.structured_output,
             )
             for price in PRICE_TABLE.values()
         ]

@@ -9,7 +9,7 @@ import uuid
 from flask import Blueprint, Response, jsonify
 
 from api import openapi
-from api.auth import current_user
+from api.auth import current_key, current_user
 from api.cursor import decode_cursor, encode_cursor
 from api.locations import located
 from api.request_scope import db, parse_body, parse_query, path_id
@@ -27,6 +27,7 @@ from api.schemas.webhooks import (
 from shared import outbox
 from shared.errors import DeliveryInProgressError, NotFoundError, WebhookDisabledError
 from shared.models import MessageStatus, WebhookAttempt, WebhookEndpoint, WebhookMessage
+from shared.repositories.audit_log import by_key
 from shared.repositories.webhook_deliveries import (
     attempts_by_message,
     get_message,
@@ -167,7 +168,12 @@ def rotate_webhook_secret(endpoint_id: str) -> Response:
     switch without dropping a delivery."""
     endpoint = _own(endpoint_id)
     session = db()
-    rotate_secret(session, endpoint, get_settings().webhook_secret_rotation_grace_s)
+    rotate_secret(
+        session,
+        endpoint,
+        get_settings().webhook_secret_rotation_grace_s,
+        actor=by_key(current_key().id),
+    )
     session.commit()
     return _json_with_secret(endpoint)
 

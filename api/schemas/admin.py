@@ -14,6 +14,7 @@ from api.schemas.bases import PatchModel, RowModel, StrictModel
 from api.schemas.fields import NAME_PATTERN, FutureDatetime, Usd, UsdOut, json_int
 from api.schemas.keys import KeyCreate
 from api.schemas.pages import Listing
+from shared.input_safety.user_settings import ScreeningMode
 
 # Postgres INTEGER columns: a larger number would fail in the database, not here.
 MAX_INT4 = 2**31 - 1
@@ -54,16 +55,20 @@ class UserCreate(StrictModel):
     monthly_budget_usd: BudgetUsd | None = None
 
 
+# Not nullable: left out means kept, and null is refused as the wrong type.
+_NOT_NULLABLE = ("weight", "scrub_pii", "restore_pii", "keep_original_prompts")
+
+
 def _weight_default_undocumented(schema: dict[str, Any]) -> None:
-    schema["properties"]["weight"].pop("default", None)
+    for name in _NOT_NULLABLE:
+        schema["properties"][name].pop("default", None)
 
 
 class UserUpdate(PatchModel):
-    """Body of PATCH /v1/admin/users/<id>; every field but weight may be null (cleared)."""
+    """Body of PATCH /v1/admin/users/<id>; weight and the booleans may not be null."""
 
-    # weight is not nullable: left out means kept, and null is refused as the wrong type. Its
-    # None default only marks "left out" (pydantic never validates a default), so the document
-    # leaves it out.
+    # Those in _NOT_NULLABLE: their None default only marks "left out" (pydantic never
+    # validates a default), so the document leaves it out.
     model_config = ConfigDict(json_schema_extra=_weight_default_undocumented)
 
     daily_budget_usd: BudgetUsd | None = None
@@ -77,6 +82,25 @@ class UserUpdate(PatchModel):
         default=None,
         description="At most this many of the user's jobs dispatched or running at once, across "
         "all workers; null: no cap.",
+    )
+    scrub_pii: bool = Field(
+        default=None,
+        description="Scrub PII from every prompt of the user before it reaches a provider "
+        "(README: 'Input safety').",
+    )
+    restore_pii: bool = Field(
+        default=None,
+        description="Scrub PII and put the originals back into every answer of the user.",
+    )
+    keep_original_prompts: bool = Field(
+        default=None,
+        description="The stored jobs keep the original prompt (scrubbed only on its way to the "
+        "provider); false: they keep the scrubbed one.",
+    )
+    injection_screening: ScreeningMode | None = Field(
+        default=None,
+        description="Screen every prompt of the user for injection: 'flag' or 'reject'; null: "
+        "off (a job may still ask).",
     )
 
 
@@ -95,6 +119,12 @@ class UserOut(RowModel):
     weight: int = Field(description="Share of the worker slots within a priority class.")
     max_concurrency: int | None = Field(
         description="Cap on the user's dispatched, unfinished jobs; null: none."
+    )
+    scrub_pii: bool = Field(description="Every prompt of the user is PII-scrubbed.")
+    restore_pii: bool = Field(description="Every answer of the user is PII-restored.")
+    keep_original_prompts: bool = Field(description="Stored jobs keep the original prompt.")
+    injection_screening: ScreeningMode | None = Field(
+        description="'flag', 'reject' or null (off) for every prompt of the user."
     )
     created_at: datetime
 

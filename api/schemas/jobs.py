@@ -7,7 +7,7 @@ import json
 from datetime import datetime
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from api.schemas.bases import RowModel, StrictModel
 from api.schemas.fields import (
@@ -24,18 +24,22 @@ from api.schemas.fields import (
 from api.schemas.pages import CursorQuery, Listing, Page
 
 # The job's public view lives in shared/: the worker renders it into webhook events without api/.
+from shared.input_safety.user_settings import ScreeningMode
 from shared.job_view import JobOut
+from shared.model_routing import AUTO
 from shared.models import JobStatus
-from shared.pricing import PRICE_TABLE, model_chain
+from shared.pricing import PRICE_TABLE, model_chain, price_for
 from shared.settings import get_settings
 
 MAX_FALLBACKS = 5
+MAX_FALLBACK_RESPONSE_CHARS = 10_000
 # A semantic cache hit needs at least this cosine similarity unless the job sets its own.
 DEFAULT_CACHE_THRESHOLD = 0.95
 # A long-poll's longest wait: under the usual 60 s proxy and load-balancer idle timeouts.
 MAX_WAIT_S = 30
 # Documented, not enforced by pydantic: an unknown model is refused as `unknown_model`.
 KNOWN_MODELS: dict[str, Any] = {"enum": sorted(PRICE_TABLE)}
+MODEL_OR_AUTO: dict[str, Any] = {"enum": [AUTO, *sorted(PRICE_TABLE)]}
 # "At least one user message", in the schema as well as in the validator below.
 HAS_USER_MESSAGE: dict[str, Any] = {
     "contains": {"type": "object", "properties": {"role": {"const": "user"}}, "required": ["role"]}
@@ -85,8 +89,9 @@ class JobCreate(StrictModel):
     model: str = Field(
         min_length=1,
         max_length=100,
-        description="A model from GET /v1/models.",
-        json_schema_extra=KNOWN_MODELS,
+        description='A model from GET /v1/models, or "auto": promptq picks the cheapest model '
+        "that fits (README: 'Automatic model choice').",
+        json_schema_extra=MODEL_OR_AUTO,
     )
     messages: list[ChatMessage] = Field(
         min_length=1,
@@ -134,6 +139,42 @@ class JobCreate(StrictModel):
         description="Relay the model's tokens while the job runs, at GET /v1/jobs/<id>/stream "
         "(Server-Sent Events).",
     )
+    scrub_pii: bool = Field(
+        default=False,
+        description="Replace emails, phone numbers, card numbers, IBANs, SSNs, IP addresses and "
+        "API keys in the prompt by placeholders ([EMAIL_1], ...) before it reaches a provider "
+        "(README: 'Input safety'). The owner's setting may turn it on for every job; a job "
+        "cannot turn it off.",
+    )
+    restore_pii: bool = Field(
+        default=False,
+        description="Scrub PII (implies scrub_pii) and put the originals back where the answer "
+        "repeats a placeholder.",
+    )
+    injection_screening: ScreeningMode | None = Field(
+        default=None,
+        description="Screen the user messages for prompt injection: 'flag' records the verdict "
+        "in the job's `screening`, 'reject' refuses a prompt at or past the threshold with 422 "
+        "input_rejected. The stricter of this and the owner's setting applies; null: the "
+        "owner's.",
+    )
+    routing_policy: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        pattern=NO_NUL,
+        description='With `model: "auto"`: a routing policy the operator defined '
+        "(ROUTING_POLICIES); without it, every model is a candidate.",
+    )
+    fallback_response: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_FALLBACK_RESPONSE_CHARS,
+        pattern=NO_NUL,
+        description="A last-resort answer: when every model of the chain fails, the job "
+        "succeeds with this text, `result.degraded` true, at no cost for it; its attempts still "
+        "show every failure.",
+    )
 
     @field_validator("messages")
     @classmethod
@@ -158,11 +199,29 @@ class JobCreate(StrictModel):
 
     @field_validator("fallbacks")
     @classmethod
-    def _distinct(cls, fallbacks: list[str]) -> list[str]:
+    def _distinct(cls, fallbacks: list[str], info: ValidationInfo) -> list[str]:
+        if fallbacks and info.data.get("model") == AUTO:
+            raise ValueError('model "auto" chooses its own fallbacks; leave them out')
         # uniqueItems says so too; pydantic does not enforce it by itself.
         if len(set(fallbacks)) != len(fallbacks):
             raise ValueError("fallbacks must differ from each other")
         return fallbacks
+
+    @field_validator("routing_policy")
+    @classmethod
+    def _only_when_auto(cls, policy: str | None, info: ValidationInfo) -> str | None:
+        if policy is not None and info.data.get("model") != AUTO:
+            raise ValueError('a routing policy goes only with model "auto"')
+        return policy
+
+    def needs_structured_output(self) -> bool:
+        return self.response_format is not None and self.response_format.type != "text"
+
+    def check_models(self) -> None:
+        """UnknownModelError for a model or fallback not in the catalogue ("auto" is none)."""
+        for model in (self.model, *self.fallbacks):
+            if model != AUTO:
+                price_for(model)
 
     def models(self) -> list[str]:
         """The models the worker may try, in order (the default chain when no fallbacks are

@@ -18,6 +18,10 @@ class ModelOut(BaseModel):
     input_usd_per_mtok: str = Field(description="Decimal US dollars per million input tokens.")
     output_usd_per_mtok: str = Field(description="Decimal US dollars per million output tokens.")
     fallbacks: list[str] = Field(description="Models a job falls back to, in order.")
+    context_window: int = Field(description="Tokens of prompt and answer together.")
+    structured_output: bool = Field(
+        description='Native structured outputs: `model: "auto"` gives it JSON response_formats.'
+    )
 
 
 class ModelList(Listing[ModelOut]):

@@ -22,6 +22,7 @@ EventType = Literal[
     "batch.failed",
     "batch.cancelled",
     "batch.expired",
+    "budget.threshold",
 ]
 
 

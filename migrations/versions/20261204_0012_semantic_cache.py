@@ -2,7 +2,7 @@
 answer, expiry) and job_attempts.similarity
 
 Revision ID: 0012
-Revises: 0011
+Revises: 0013
 Create Date: 2026-12-04 19:00:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0012"
-down_revision: str | None = "0011"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

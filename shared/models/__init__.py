@@ -2,8 +2,10 @@
 
 from shared.models.api_key import ApiKey
 from shared.models.attempt import JobAttempt
+from shared.models.audit_event import AuditEvent
 from shared.models.base import Base, Money
 from shared.models.batch import OPEN_BATCH_STATUSES, Batch, BatchOrigin, BatchStatus
+from shared.models.budget_alert import BudgetAlert
 from shared.models.file import File
 from shared.models.job import FINAL_STATUSES, Job, JobStatus, Priority
 from shared.models.openai_batch import OpenAIBatch
@@ -24,10 +26,12 @@ __all__ = [
     "OPEN_BATCH_STATUSES",
     "ApiKey",
     "AttemptOutcome",
+    "AuditEvent",
     "Base",
     "Batch",
     "BatchOrigin",
     "BatchStatus",
+    "BudgetAlert",
     "File",
     "Job",
     "JobAttempt",

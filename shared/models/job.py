@@ -16,6 +16,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Text,
     UniqueConstraint,
     Uuid,
     func,
@@ -110,6 +111,9 @@ class Job(Base):
     priority: Mapped[str] = mapped_column(String(8), nullable=False, default=Priority.NORMAL)
     model: Mapped[str] = mapped_column(String(100), nullable=False)
     fallbacks: Mapped[list[str]] = mapped_column(JSONB, nullable=False, default=list)
+    # `model: "auto"`: the chain chosen at admission and why (shared/model_routing.py); the
+    # worker walks exactly `chain`. NULL for a job that named its model.
+    routing: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     # The model call as the user asked for it: messages, max_tokens, temperature.
     request: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
     # `metadata` is reserved on declarative classes, hence the attribute name.
@@ -135,6 +139,20 @@ class Job(Base):
     cache: Mapped[bool] = mapped_column(
         Boolean, nullable=False, default=False, server_default=text("false")
     )
+    # PII scrubbing in effect for the job (its own request or its owner's setting): the worker
+    # scrubs the prompt before every provider call, and with restore_pii puts the originals
+    # back in the answer. pii_vault: the placeholder mapping, encrypted (shared/input_safety/
+    # pii_vault.py), kept only while a job whose stored prompt is the scrubbed one waits to
+    # be restored; the final write clears it.
+    scrub_pii: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=text("false")
+    )
+    restore_pii: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=text("false")
+    )
+    pii_vault: Mapped[str | None] = mapped_column(Text)
+    # The prompt-injection screening verdict, for a screened job: score, rules, action.
+    screening: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     # When the job (re)entered `queued`; the sweeper republishes jobs whose message is overdue.
     queued_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now()

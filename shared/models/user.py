@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, DateTime, Integer, String, Uuid, text
+from sqlalchemy import Boolean, CheckConstraint, DateTime, Integer, String, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.models.base import Base, Money, created_at_column
@@ -19,6 +19,10 @@ class User(Base):
         CheckConstraint("weight >= 1", name="weight_positive"),
         CheckConstraint(
             "max_concurrency IS NULL OR max_concurrency >= 1", name="max_concurrency_positive"
+        ),
+        CheckConstraint(
+            "injection_screening IS NULL OR injection_screening IN ('flag', 'reject')",
+            name="injection_screening",
         ),
     )
 
@@ -43,4 +47,17 @@ class User(Base):
         Integer, nullable=False, default=1, server_default=text("1")
     )
     max_concurrency: Mapped[int | None] = mapped_column(Integer)
+    # Input safety (README: "Input safety"), set by the operator and read with the user's key:
+    # every job of the user is PII-scrubbed (and its answer restored); the stored job keeps the
+    # original prompt only with keep_original_prompts; injection screening flags or rejects.
+    scrub_pii: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=text("false")
+    )
+    restore_pii: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=text("false")
+    )
+    keep_original_prompts: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=text("false")
+    )
+    injection_screening: Mapped[str | None] = mapped_column(String(8))
     created_at: Mapped[datetime] = created_at_column()

@@ -15,18 +15,19 @@ from __future__ import annotations
 import math
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Date, Update, case, cast, func, select, update
+from sqlalchemy import ColumnElement, Date, Update, case, cast, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from shared.errors import BudgetExceededError
-from shared.models import SpendCounter, User
+from shared.models import Money, SpendCounter, User
 from shared.money import usd
+from shared.repositories.budget_alerts import Alert, alerts_of, fractions_param, recorded
 
 DAY = timedelta(days=1)
 _UTC_NOW = func.timezone("UTC", func.now())
@@ -72,18 +73,38 @@ def reserve(session: Session, user_id: uuid.UUID, amount: Decimal) -> bool:
 
 
 def settle(
-    session: Session, user_id: uuid.UUID, *, released: Decimal, cost: Decimal = Decimal(0)
-) -> None:
+    session: Session,
+    user_id: uuid.UUID,
+    *,
+    released: Decimal,
+    cost: Decimal = Decimal(0),
+    alert_fractions: Sequence[Decimal] = (),
+) -> list[Alert]:
     """`released` of the user's holds ends and `cost` is billed to today and this month (in the
-    transaction that adds the usage rows of that cost)."""
+    transaction that adds the usage rows of that cost). With `alert_fractions`, the same
+    statement records each fraction of a budget the cost crossed (budget_alerts.py): the
+    alerts newly recorded, for the caller to announce."""
     if not released and not cost:
-        return
-    session.execute(
-        update(SpendCounter)
-        .where(SpendCounter.user_id == user_id)
-        .values(held_usd=SpendCounter.held_usd - released, **spent_plus(cost))
-        .execution_options(synchronize_session=False)
+        return []
+    counters = SpendCounter.__table__
+    charge = (
+        update(counters)
+        .where(counters.c.user_id == user_id)
+        .values(held_usd=counters.c.held_usd - released, **spent_plus(cost))
     )
+    if not cost or not alert_fractions:
+        session.execute(charge)
+        return []
+    settled = charge.returning(
+        counters.c.user_id,
+        counters.c.day,
+        counters.c.day_spent_usd,
+        counters.c.month,
+        counters.c.month_spent_usd,
+    ).cte("settled")
+    alerts = recorded(settled, literal(cost, Money))
+    rows = session.execute(select(alerts), fractions_param(alert_fractions))
+    return alerts_of(rows)
 
 
 def spent_plus(cost: Decimal | ColumnElement[Decimal]) -> dict[str, ColumnElement[Any]]:

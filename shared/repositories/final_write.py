@@ -4,7 +4,9 @@ endpoint of its owner).
 
 Its data-modifying CTEs lock and finish the job, settle the owner's spend counters, and add the
 final attempt and its usage row; PostgreSQL runs them as one atomic statement, so one round trip
-does what took seven (BEGIN, five statements, COMMIT). When any condition fails it writes nothing
+does what took seven (BEGIN, five statements, COMMIT). With budget alerts configured, a further CTE
+records the budget fractions the charge crossed (budget_alerts.py): nobody is told, as no
+endpoint is enabled, but the period's alert is spent. When any condition fails it writes nothing
 and the caller takes the full path (`job_leases.finish_job`), which also writes the webhook
 messages in the same transaction. An endpoint registered while the statement runs is either in its
 snapshot (the full path sees it too) or committed after the job's final state, like one registered
@@ -17,6 +19,7 @@ ORM's per-statement construction was a fifth of a completed job's worker CPU.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from decimal import Decimal
 
 from sqlalchemy import Boolean, Integer, Select, bindparam, func, insert, select, update
@@ -27,6 +30,7 @@ from sqlalchemy.types import String, Uuid
 from shared.models import Job, JobAttempt, JobStatus, SpendCounter, UsageRecord
 from shared.models.base import Money
 from shared.repositories.attempts import AttemptRecord, attempt_row
+from shared.repositories.budget_alerts import fractions_param, recorded
 from shared.repositories.budgets import spent_plus
 from shared.repositories.job_leases import Claim, Outcome, watched
 
@@ -40,7 +44,7 @@ _USAGE_COLUMNS = [
 ]
 
 
-def _statement() -> Select[tuple[int]]:
+def _statement(alerting: bool) -> Select[tuple[int]]:
     held = (
         select(_jobs.c.id, _jobs.c.user_id, _jobs.c.reserved_usd.label("released"))
         .where(
@@ -67,16 +71,25 @@ def _statement() -> Select[tuple[int]]:
             reserved_usd=Decimal(0),
             lease_token=None,
             lease_expires_at=None,
+            pii_vault=None,
         )
         .returning(_jobs.c.id, held.c.user_id, held.c.released)
         .cte("done")
     )
-    settled = (
+    charge = (
         update(_counters)
         .where(_counters.c.user_id == done.c.user_id)
         .values(held_usd=_counters.c.held_usd - done.c.released, **spent_plus(cost))
-        .cte("settled")
     )
+    if alerting:
+        charge = charge.returning(
+            _counters.c.user_id,
+            _counters.c.day,
+            _counters.c.day_spent_usd,
+            _counters.c.month,
+            _counters.c.month_spent_usd,
+        )
+    settled = charge.cte("settled")
     number = (
         select(func.coalesce(func.max(_attempts.c.number), 0) + 1)
         .where(_attempts.c.job_id == done.c.id)
@@ -114,17 +127,24 @@ def _statement() -> Select[tuple[int]]:
         )
         .cte("usage")
     )
-    return select(func.count()).select_from(done).add_cte(settled, attempt, usage)
+    statement = select(func.count()).select_from(done).add_cte(settled, attempt, usage)
+    return statement.add_cte(recorded(settled, cost)) if alerting else statement
 
 
-_FINISH = _statement()
+_FINISH = _statement(alerting=False)
+_FINISH_ALERTING = _statement(alerting=True)
 
 
 def finish_unwatched(
-    session: Session, claim: Claim, outcome: Outcome, attempt: AttemptRecord
+    session: Session,
+    claim: Claim,
+    outcome: Outcome,
+    attempt: AttemptRecord,
+    alert_fractions: Sequence[Decimal] = (),
 ) -> bool:
     """Write the final state, the final attempt and its charge at once if the job still runs
-    under this lease and no webhook waits on it; False (nothing written) otherwise. `session`
+    under this lease and no webhook waits on it; False (nothing written) otherwise. With
+    `alert_fractions`, the budget fractions the charge crossed are recorded too. `session`
     must be an autocommit one (shared.db.one_statement)."""
     row = attempt_row(attempt)
     params = {f"a_{name}": value for name, value in row.items()}
@@ -141,4 +161,8 @@ def finish_unwatched(
         usage_id=uuid.uuid4(),
         billed=attempt.billed,
     )
-    return session.connection().execute(_FINISH, params).scalar_one() == 1
+    statement = _FINISH
+    if alert_fractions and outcome.cost_usd:
+        statement = _FINISH_ALERTING
+        params.update(fractions_param(alert_fractions))
+    return session.connection().execute(statement, params).scalar_one() == 1

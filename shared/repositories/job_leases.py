@@ -5,7 +5,7 @@ shutdown), and the fenced final write that also settles the budget reservation."
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -29,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from shared.models import Job, JobStatus, WebhookEndpoint
+from shared.repositories.budget_alerts import Alert
 from shared.repositories.budgets import settle
 
 Lease = tuple[uuid.UUID, uuid.UUID]  # (job id, lease token)
@@ -47,6 +48,10 @@ class Claim:
     response_format: dict[str, Any] | None = None
     cache: bool = False
     max_cost_usd: Decimal | None = None
+    # PII scrubbing in effect, whether the answer is restored, and the sealed mapping, if any.
+    scrub_pii: bool = False
+    restore_pii: bool = False
+    pii_vault: str | None = None
     reserved_usd: Decimal = Decimal(0)
     cost_usd: Decimal = Decimal(0)
     deliveries: int = 1
@@ -56,6 +61,8 @@ class Claim:
     request_id: str | None = None
     # Seconds since the job was accepted, by the database's clock, at the claim.
     age_s: float = 0.0
+    # A `model: "auto"` job's routing (its chain), None for a job that named its model.
+    routing: dict[str, Any] | None = None
 
 
 def watched() -> ColumnElement[bool]:
@@ -100,6 +107,9 @@ def _claim_statement() -> Update:
             jobs.c.response_format,
             jobs.c.cache,
             jobs.c.max_cost_usd,
+            jobs.c.scrub_pii,
+            jobs.c.restore_pii,
+            jobs.c.pii_vault,
             jobs.c.reserved_usd,
             jobs.c.cost_usd,
             jobs.c.deliveries,
@@ -107,6 +117,7 @@ def _claim_statement() -> Update:
             jobs.c.priority,
             jobs.c.request_id,
             func.extract("epoch", func.now() - jobs.c.created_at).label("age_s"),
+            jobs.c.routing,
         )
     )
 
@@ -138,6 +149,9 @@ def claim_job(session: Session, job_id: uuid.UUID, lease_s: int) -> Claim | None
         response_format=row.response_format,
         cache=row.cache,
         max_cost_usd=row.max_cost_usd,
+        scrub_pii=row.scrub_pii,
+        restore_pii=row.restore_pii,
+        pii_vault=row.pii_vault,
         reserved_usd=row.reserved_usd,
         cost_usd=row.cost_usd,
         deliveries=row.deliveries,
@@ -145,6 +159,7 @@ def claim_job(session: Session, job_id: uuid.UUID, lease_s: int) -> Claim | None
         priority=row.priority,
         request_id=row.request_id,
         age_s=float(row.age_s),
+        routing=row.routing,
     )
 
 
@@ -160,20 +175,28 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Finished:
-    """The job as the final write left it, and the status it had before: running (now final)
-    or cancelled (while it ran, and kept)."""
+    """The job as the final write left it, the status it had before: running (now final) or
+    cancelled (while it ran, and kept), and the budget alerts its charge recorded."""
 
     job: Job
     was: JobStatus
+    alerts: list[Alert] = field(default_factory=list)
 
 
-def finish_job(session: Session, claim: Claim, outcome: Outcome) -> Finished | None:
+def finish_job(
+    session: Session,
+    claim: Claim,
+    outcome: Outcome,
+    *,
+    alert_fractions: Sequence[Decimal] = (),
+) -> Finished | None:
     """Write the final state if this worker still holds the lease; None if it lost it.
 
     The job's reservation drops to 0 in this transaction, the one that adds its usage rows, so
     the user's spend moves from held to charged at once. A job cancelled while it ran keeps its
     status, but the tokens and cost of the call that was made are still recorded and charged.
-    One UPDATE in the usual case (the job still running), a second when it was cancelled.
+    One UPDATE in the usual case (the job still running), a second when it was cancelled;
+    the settlement records the budget fractions the charge crossed (`alert_fractions`).
     """
     totals: dict[str, Any] = {
         "input_tokens": Job.input_tokens + outcome.input_tokens,
@@ -182,6 +205,8 @@ def finish_job(session: Session, claim: Claim, outcome: Outcome) -> Finished | N
         "reserved_usd": Decimal(0),
         "lease_token": None,
         "lease_expires_at": None,
+        # The sealed PII mapping has served its one use (shared/input_safety/pii_vault.py).
+        "pii_vault": None,
     }
     final = {
         "status": outcome.status,
@@ -210,8 +235,14 @@ def finish_job(session: Session, claim: Claim, outcome: Outcome) -> Finished | N
         ).first()
         if row is not None:
             job, released = row
-            settle(session, claim.user_id, released=released, cost=outcome.cost_usd)
-            return Finished(job, was)
+            alerts = settle(
+                session,
+                claim.user_id,
+                released=released,
+                cost=outcome.cost_usd,
+                alert_fractions=alert_fractions,
+            )
+            return Finished(job, was, alerts)
     return None
 
 
@@ -230,11 +261,19 @@ def lease_status(session: Session, job_id: uuid.UUID, token: uuid.UUID) -> str |
 
 
 def add_charge(
-    session: Session, claim: Claim, input_tokens: int, output_tokens: int, cost: Decimal
-) -> None:
+    session: Session,
+    claim: Claim,
+    input_tokens: int,
+    output_tokens: int,
+    cost: Decimal,
+    *,
+    alert_fractions: Sequence[Decimal] = (),
+) -> list[Alert]:
     """Add a billed attempt's usage to the job's totals and the user's spend (in the
-    attempt's transaction)."""
-    settle(session, claim.user_id, released=Decimal(0), cost=cost)
+    attempt's transaction); the budget alerts the charge recorded."""
+    alerts = settle(
+        session, claim.user_id, released=Decimal(0), cost=cost, alert_fractions=alert_fractions
+    )
     session.execute(
         update(Job)
         .where(Job.id == claim.job_id)
@@ -245,6 +284,7 @@ def add_charge(
         )
         .execution_options(synchronize_session=False)
     )
+    return alerts
 
 
 def renew_leases(session: Session, leases: Iterable[Lease], lease_s: int) -> int:

@@ -193,6 +193,8 @@ def cancel_jobs(
             finished_at=func.now(),
             error=error,
             reserved_usd=case((Job.status == JobStatus.QUEUED, 0), else_=Job.reserved_usd),
+            # A running job's worker unsealed its PII mapping at the claim; nobody else needs it.
+            pii_vault=None,
         )
         .execution_options(synchronize_session=False)
     )

@@ -58,6 +58,8 @@ def expire_leases(session: Session, max_deliveries: int) -> ExpiredLeases:
             "finished_at": func.now(),
             "lease_token": None,
             "lease_expires_at": None,
+            # A final state: the sealed PII mapping is needed no more (as in the final write).
+            "pii_vault": None,
         },
     )
     # A job cancelled while it ran keeps its status; if its worker vanished, nobody else would

@@ -1,4 +1,5 @@
-"""Webhook endpoints a user registers: create, find, change, delete and rotate the secret."""
+"""Webhook endpoints a user registers: create, find, change, delete and rotate the secret (the
+rotation is audited: shared/repositories/audit_log.py)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,15 @@ from sqlalchemy.orm import Session
 
 from shared.errors import LimitReachedError, NotFoundError
 from shared.models import User, WebhookEndpoint
+from shared.repositories import audit_log
+from shared.repositories.audit_log import Actor
 from shared.webhook_secrets import new_webhook_secret
 
 # Each endpoint costs a delivery per event, so the count is capped. Going over is a 409: the
 # request is well-formed, it collides with the endpoints the user already has.
 MAX_ENDPOINTS_PER_USER = 20
 EDITABLE_FIELDS = frozenset({"url", "event_types", "description", "enabled"})
+_ROTATION_FIELDS = ("previous_secret_expires_at",)
 
 
 def create_endpoint(
@@ -100,14 +104,27 @@ def delete_endpoint(session: Session, endpoint: WebhookEndpoint) -> None:
     session.flush()
 
 
-def rotate_secret(session: Session, endpoint: WebhookEndpoint, grace_s: int) -> WebhookEndpoint:
+def rotate_secret(
+    session: Session, endpoint: WebhookEndpoint, grace_s: int, *, actor: Actor
+) -> WebhookEndpoint:
     """Give the endpoint a new secret; the current one keeps signing for `grace_s` seconds.
+    Audited as `actor`'s, without either secret.
 
     A second rotation within the grace period drops the oldest secret: only two ever sign.
     """
+    before = audit_log.snapshot(endpoint, _ROTATION_FIELDS)
     endpoint.previous_secret = endpoint.secret
     endpoint.previous_secret_expires_at = func.now() + timedelta(seconds=grace_s)
     endpoint.secret = new_webhook_secret()
     session.flush()
     session.refresh(endpoint)
+    audit_log.record(
+        session,
+        actor,
+        audit_log.WEBHOOK_SECRET_ROTATED,
+        target_type="webhook_endpoint",
+        target_id=endpoint.id,
+        user_id=endpoint.user_id,
+        changes=audit_log.changed(before, audit_log.snapshot(endpoint, _ROTATION_FIELDS)),
+    )
     return endpoint

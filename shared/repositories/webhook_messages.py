@@ -7,14 +7,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import String, cast, func, literal, select
 from sqlalchemy.orm import Session
 
 from shared.models import Batch, Job, MessageStatus, WebhookEndpoint, WebhookMessage
+from shared.repositories.budget_alerts import Alert
 from shared.webhook_events import (
     BATCH_EVENTS,
+    BUDGET_THRESHOLD,
     PING,
     batch_event_body,
+    budget_event_body,
     job_event_body,
     job_event_type,
     ping_body,
@@ -95,6 +98,41 @@ def enqueue_batch_event(
     session.add_all(messages)
     session.flush()
     return [(m.id, 0) for m in messages]
+
+
+def enqueue_budget_alerts(session: Session, alerts: Sequence[Alert]) -> list[Dispatch]:
+    """Create the messages announcing `alerts`: one per enabled endpoint of the user subscribed
+    to budget.threshold, one INSERT ... SELECT per alert (a budget has no callback_url). Call it
+    in the transaction that recorded them; publish what it returns after the commit."""
+    messages = WebhookMessage.__table__
+    endpoints = WebhookEndpoint.__table__
+    columns = [
+        *("id", "user_id", "endpoint_id", "event_type", "body", "status"),
+        *("next_attempt_at", "dispatched_at"),
+    ]
+    dispatches: list[Dispatch] = []
+    for alert in alerts:
+        # new_message_id()'s shape, made per endpoint by the database.
+        message_id = literal("msg_") + func.replace(cast(func.gen_random_uuid(), String), "-", "")
+        targets = select(
+            message_id,
+            endpoints.c.user_id,
+            endpoints.c.id,
+            literal(BUDGET_THRESHOLD, String),
+            literal(budget_event_body(alert), String),
+            literal(MessageStatus.PENDING.value, String),
+            func.now(),
+            func.now(),
+        ).where(
+            endpoints.c.user_id == alert.user_id,
+            endpoints.c.enabled.is_(True),
+            endpoints.c.event_types.contains([BUDGET_THRESHOLD]),
+        )
+        inserted = session.execute(
+            messages.insert().from_select(columns, targets).returning(messages.c.id)
+        )
+        dispatches.extend((message_id, 0) for message_id in inserted.scalars())
+    return dispatches
 
 
 def enqueue_ping(session: Session, endpoint: WebhookEndpoint) -> Dispatch:

@@ -144,7 +144,8 @@ def test_batch_counts_and_results_stream(client: FlaskClient, alice: Account) ->
         "custom_id": "row-00002",
         "job_id": lines[1]["job_id"],
         "status": "succeeded",
-        "result": succeeded_result("row-00002"),
+        # Shown with `degraded`, which a result written by a model's answer does not store.
+        "result": {**succeeded_result("row-00002"), "degraded": False},
         "error": None,
         "usage": {"input_tokens": 3, "output_tokens": 4, "total_tokens": 7},
         "cost_usd": "0.00001",

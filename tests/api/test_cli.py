@@ -15,6 +15,7 @@ from shared.db import transaction
 from shared.errors import AuthenticationError
 from shared.models import ApiKey, User
 from shared.repositories.api_keys import authenticate
+from shared.repositories.audit_log import CLI
 from shared.repositories.users import create_user
 from tests.conftest import Services
 
@@ -93,6 +94,36 @@ def test_set_share(clean: Services) -> None:
         assert (user.weight, user.max_concurrency) == (7, None)
 
 
+def test_set_safety(clean: Services) -> None:
+    """`users set-safety` sets the input-safety settings and prints them all, keeps omitted
+    ones, and refuses restoring for a user who keeps no originals while PII_VAULT_KEY is
+    unset."""
+    with transaction() as session:
+        create_user(session, "alice", actor=CLI)
+    out = _ok(clean, "users", "set-safety", "alice", "--scrub-pii", "--injection-screening", "flag")
+    assert out == (
+        "alice: scrub pii on, restore pii off, keep original prompts off, injection screening flag"
+    )
+    done = _run(clean, "users", "set-safety", "alice", "--restore-pii")
+    assert done.returncode == 1 and "PII_VAULT_KEY" in done.stderr
+    out = _ok(
+        clean,
+        "users",
+        "set-safety",
+        "alice",
+        "--restore-pii",
+        "--keep-original-prompts",
+        "--injection-screening",
+        "none",
+    )
+    assert out == (
+        "alice: scrub pii on, restore pii on, keep original prompts on, injection screening none"
+    )
+    with transaction() as session:
+        user = session.scalars(select(User).where(User.name == "alice")).one()
+        assert (user.scrub_pii, user.restore_pii, user.injection_screening) == (True, True, None)
+
+
 @pytest.mark.parametrize(
     ("args", "code", "says"),
     [
@@ -106,6 +137,8 @@ def test_set_share(clean: Services) -> None:
         (["users", "set-share", "alice", "--max-concurrency", "0"], 2, "--max-concurrency"),
         (["users", "set-share", "alice", "--max-concurrency", "many"], 2, "--max-concurrency"),
         (["users", "set-share", "nobody", "--weight", "2"], 1, "No user named"),
+        (["users", "set-safety", "alice"], 2, "--[no-]scrub-pii"),
+        (["users", "set-safety", "alice", "--injection-screening", "block"], 2, "block"),
         (["keys", "create", "alice", "--expires-in-days", "0"], 2, "--expires-in-days"),
         (["keys", "create", "alice", "--name", "two\nlines"], 2, "name: String should match"),
         (["users", "create", "tab\tname"], 2, "name: String should match"),
@@ -118,7 +151,7 @@ def test_set_share(clean: Services) -> None:
 def test_bad_input_exits_non_zero(clean: Services, args: list[str], code: int, says: str) -> None:
     """Bad options exit 2 (usage), unknown users or keys exit 1, each with a clear message."""
     with transaction() as session:
-        create_user(session, "alice")
+        create_user(session, "alice", actor=CLI)
     done = _run(clean, *args)
     assert done.returncode == code
     assert says in done.stderr and "Traceback" not in done.stderr

@@ -75,6 +75,10 @@ BAD_FIELDS: list[tuple[str, Any, str]] = [
     ("NUL in content", {"messages": [{"role": "user", "content": "a\u0000b"}]}, "validation_error"),
     ("NUL in metadata", {"metadata": {"k": ["ok", "a\u0000"]}}, "validation_error"),
     ("NUL in metadata key", {"metadata": {"\u0000": 1}}, "validation_error"),
+    ("fallback_response empty", {"fallback_response": ""}, "validation_error"),
+    ("fallback_response too long", {"fallback_response": "x" * 10_001}, "validation_error"),
+    ("fallback_response not text", {"fallback_response": ["busy"]}, "validation_error"),
+    ("NUL in fallback_response", {"fallback_response": "a\u0000"}, "validation_error"),
     (
         "NUL in json_schema",
         {"response_format": {"type": "json_schema", "schema": {"title": "\u0000"}}},
@@ -163,3 +167,22 @@ def test_cache_opt_in_is_stored_and_shown(client: FlaskClient, alice: Account) -
         assert session.get(Job, uuid.UUID(cached["id"])).cache is True  # type: ignore[union-attr]
     refused = client.post("/v1/jobs", json={**VALID, "cache": "yes"}, headers=auth(alice))
     error_of(refused, 422, "validation_error")
+
+
+def test_a_fallback_response_is_kept_with_the_request_and_shown(
+    client: FlaskClient, alice: Account
+) -> None:
+    """The last-resort text rides in the stored request, where the worker reads it; a job
+    without one stores no key for it."""
+    text = "Busy now; we will answer by email."
+    carried = client.post(
+        "/v1/jobs", json={**VALID, "fallback_response": text}, headers=auth(alice)
+    ).get_json()
+    plain = client.post("/v1/jobs", json=VALID, headers=auth(alice)).get_json()
+    assert (carried["fallback_response"], plain["fallback_response"]) == (text, None)
+    with transaction() as session:
+        stored = session.get(Job, uuid.UUID(carried["id"]))
+        bare = session.get(Job, uuid.UUID(plain["id"]))
+        assert stored is not None and bare is not None
+        assert stored.request["fallback_response"] == text
+        assert "fallback_response" not in bare.request

@@ -173,3 +173,54 @@ def test_bad_input_is_4xx_json_and_never_a_traceback(stack: RunningStack, clean:
     api_log = stack.processes["api"].log_text()
     assert "Traceback" not in api_log
     assert '"status": 500' not in api_log and '" 500 ' not in api_log
+
+
+def test_a_job_whose_models_all_fail_succeeds_with_its_fallback_response(
+    stack: RunningStack, clean: Services
+) -> None:
+    """Every model of the chain answers 500: the job succeeds, degraded, with the text it carried,
+    at no cost, and its attempts still show each model's failures; a job without the text fails."""
+    key = _account(stack, "degraded-user")
+    chain = {"model": "gpt-4.1-mini", "fallbacks": ["claude-haiku-4-5"]}
+    stack.set_faults(
+        *({"model": m, "kind": "server_error"} for m in ("gpt-4.1-mini", "claude-haiku-4-5"))
+    )
+    try:
+        messages = [{"role": "user", "content": "Summarise the incident."}]
+        text = "The summary service is busy; your ticket is kept and will be summarised later."
+        degraded = stack.submit(key, {**chain, "messages": messages, "fallback_response": text})
+        failing = stack.submit(key, {**chain, "messages": messages})
+        job = stack.wait_final(key, degraded["id"])
+        failed = stack.wait_final(key, failing["id"])
+    finally:
+        stack.clear_faults()
+
+    assert job["status"] == "succeeded", job
+    assert job["fallback_response"] == text
+    assert job["result"]["content"] == text
+    assert job["result"]["degraded"] is True
+    assert (job["result"]["provider"], job["result"]["model"]) == ("promptq", "fallback_response")
+    assert Decimal(job["cost_usd"]) == 0
+    attempts = stack.get(key, f"/v1/jobs/{job['id']}/attempts")["data"]
+    assert {a["model"] for a in attempts} == {"gpt-4.1-mini", "claude-haiku-4-5"}
+    assert {a["outcome"] for a in attempts} <= {"failed", "skipped"}
+    assert failed["status"] == "failed"
+    assert failed["result"] is None and failed["fallback_response"] is None
+
+
+def test_an_auto_job_walks_the_chain_it_was_routed_to(stack: RunningStack, clean: Services) -> None:
+    """`model: "auto"` picks gpt-4o-mini; when it fails the worker goes on down the routed chain
+    (gpt-4.1-mini, the next cheapest), not gpt-4o-mini's catalogue fallback."""
+    key = _account(stack, "auto-user")
+    stack.set_faults({"model": "gpt-4o-mini", "kind": "server_error"})
+    try:
+        accepted = stack.submit(
+            key, {"model": "auto", "messages": [{"role": "user", "content": "Route me."}]}
+        )
+        job = stack.wait_final(key, accepted["id"])
+    finally:
+        stack.clear_faults()
+    assert accepted["routing"]["chain"][:2] == ["gpt-4o-mini", "gpt-4.1-mini"]
+    assert price_for("gpt-4o-mini").fallbacks == ("claude-3-5-haiku-latest",)
+    assert job["status"] == "succeeded", job
+    assert job["result"]["model"] == "gpt-4.1-mini"

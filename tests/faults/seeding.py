@@ -14,6 +14,7 @@ from shared import outbox
 from shared.db import transaction
 from shared.models import Job
 from shared.repositories.api_keys import issue_key
+from shared.repositories.audit_log import CLI
 from shared.repositories.jobs import insert_held_job
 from shared.repositories.users import create_user
 from tests.conftest import Account
@@ -23,8 +24,8 @@ from tests.support.stack import RunningStack
 def create_account(name: str) -> Account:
     """A user and key in the database this process's settings point at."""
     with transaction() as session:
-        user = create_user(session, name)
-        issued = issue_key(session, user)
+        user = create_user(session, name, actor=CLI)
+        issued = issue_key(session, user, actor=CLI)
     return Account(user_id=str(user.id), name=name, key=issued.plaintext)
 
 

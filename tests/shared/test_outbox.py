@@ -59,7 +59,7 @@ def test_the_epoch_is_when_a_worker_first_saw_the_present_data(broker: redis.Red
     lost_at = broker_lost(broker, "sweep")
     assert lost_at is not None and before <= lost_at < asked
     worker_heartbeats.beat(broker, "w1", 4, ttl_s=15)
-    broker.delete("promptq:epoch:noticed:sweep")
+    broker.delete("promptq:epoch:sweep")
     assert broker_lost(broker, "sweep") == lost_at
 
 

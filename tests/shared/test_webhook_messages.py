@@ -29,6 +29,7 @@ from shared.models import (
     WebhookEndpoint,
     WebhookMessage,
 )
+from shared.repositories.audit_log import CLI
 from shared.repositories.jobs import insert_held_job
 from shared.repositories.users import rotate_callback_secret
 from shared.repositories.webhook_attempt_results import AttemptReport, record_attempt_result
@@ -634,7 +635,7 @@ def test_rotation_signs_with_both_secrets_during_the_grace_window(
     with transaction() as session:
         endpoint = session.get(WebhookEndpoint, endpoint_id)
         assert endpoint is not None
-        current = rotate_secret(session, endpoint, 3600).secret
+        current = rotate_secret(session, endpoint, 3600, actor=CLI).secret
     assert current != previous
 
     deliver_webhook(ping(endpoint_id), 0)
@@ -672,7 +673,7 @@ def test_callback_url_deliveries_are_signed_with_the_callback_secret(
     with transaction() as session:
         user = session.get(User, owner)
         assert user is not None
-        current = rotate_callback_secret(session, user, 3600).callback_secret
+        current = rotate_callback_secret(session, user, 3600, actor=CLI).callback_secret
     [(second, _)] = [
         d
         for d in announce([job_in(owner, JobStatus.SUCCEEDED, callback_url=receiver.url)])

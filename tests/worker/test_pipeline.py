@@ -8,19 +8,17 @@ for a library."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 
-import pytest
 import redis
 import requests
 
-from shared.settings import Settings, get_settings
-from tests.conftest import Account, Services, StartSim
+from shared.settings import Settings
+from tests.conftest import Account, Services
 from worker.attempt import AttemptResult
 from worker.pipeline import JobSpec, Outcome, run_chain
 from worker.policies import Policies
-from worker.providers import registry
 from worker.providers.base import Message, ProviderError, ProviderRequest
 from worker.resilience.circuit_breaker import BreakerPolicy, CircuitBreaker
 from worker.resilience.concurrency import ConcurrencyLimiter
@@ -43,21 +41,6 @@ class RecordingSink:
     def cancelled(self) -> bool:
         self.asked += 1
         return self.cancel
-
-
-@pytest.fixture
-def sim(start_sim: StartSim, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A simulator the provider adapters of this process talk to."""
-    url = start_sim()
-    monkeypatch.setenv("OPENAI_BASE_URL", f"{url}/v1")
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-sim")
-    monkeypatch.setenv("ANTHROPIC_BASE_URL", url)
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-sim")
-    get_settings.cache_clear()
-    registry._provider.cache_clear()
-    yield url
-    get_settings.cache_clear()
-    registry._provider.cache_clear()
 
 
 def _policies(services: Services, **overrides: object) -> Policies:

@@ -212,12 +212,14 @@ def test_a_job_without_the_semantic_cache_loads_and_asks_nothing(services: Servi
 import sys, uuid
 sys.path.insert(0, {str(ROOT)!r})
 from shared.repositories.job_leases import Claim
+from worker.providers.base import ProviderRequest
 from worker.tasks.run_job import _spec
 from shared.settings import get_settings
 claim = Claim(uuid.uuid4(), uuid.uuid4(), "gpt-4o-mini",
               {{"messages": [{{"role": "user", "content": "hi"}}], "max_tokens": 5,
                 "temperature": 0}}, uuid.uuid4(), cache=True)
-assert _spec(claim, get_settings()).semantic is None
+request = ProviderRequest.from_job(claim.model, claim.request)
+assert _spec(claim, request, get_settings()).semantic is None
 loaded = [m for m in ("onnxruntime", "tokenizers", "worker.semantic_cache") if m in sys.modules]
 assert not loaded, loaded
 """

@@ -30,6 +30,8 @@ from typing import Any
 
 import redis
 
+from shared.model_health import BREAKER_PREFIX, breaker_base, breaker_state_key
+
 # state hash: state, open_until (ms), probe_ok; window hash: "<bucket>:ok|fail" -> count;
 # probes zset: probe id -> slot expiry (ms).
 _ALLOW = """
@@ -143,7 +145,7 @@ class CircuitBreaker:
         client: redis.Redis,
         policy: BreakerPolicy | None = None,
         *,
-        prefix: str = "promptq:breaker",
+        prefix: str = BREAKER_PREFIX,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._redis = client
@@ -214,9 +216,10 @@ class CircuitBreaker:
         return current
 
     def _keys(self, key: str) -> tuple[str, str, str]:
-        # The hash tag keeps a breaker's three keys on one Redis Cluster slot, as scripts need.
-        base = f"{self._prefix}:{{{key}}}"
-        return f"{base}:state", f"{base}:window", f"{base}:probes"
+        # The hash tag keeps a breaker's three keys on one Redis Cluster slot, as scripts need;
+        # admission reads the state key too (shared/model_health.py).
+        base = breaker_base(self._prefix, key)
+        return breaker_state_key(self._prefix, key), f"{base}:window", f"{base}:probes"
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)

@@ -30,7 +30,7 @@ from shared.repositories.job_leases import (
     lease_status,
     requeue_job,
 )
-from shared.repositories.webhook_messages import enqueue_events_for
+from shared.repositories.webhook_messages import enqueue_budget_alerts, enqueue_events_for
 from shared.semantic_backend import semantic_backend_installed
 from shared.settings import Settings, get_settings
 from worker import metrics
@@ -39,7 +39,8 @@ from worker.celery_app import app
 from worker.dispatcher import get_dispatcher
 from worker.final_announcements import get_final_announcer
 from worker.lease_keeper import get_lease_keeper
-from worker.pipeline import JobSpec, SemanticCache, run_chain
+from worker.pii_guard import guard, restored
+from worker.pipeline import JobSpec, MaxCostExceededError, SemanticCache, run_chain
 from worker.pipeline import Outcome as ChainOutcome
 from worker.policies import get_policies
 from worker.providers.base import ProviderRequest
@@ -49,6 +50,8 @@ from worker.token_stream import TokenStream
 T = TypeVar("T")
 log = get_logger(__name__)
 
+# The name a last-resort answer goes by where a model's would: the job's own text answered.
+LAST_RESORT_MODEL = "fallback_response"
 TOO_MANY_DELIVERIES = {
     "code": "retries_exhausted",
     "message": "The job was delivered to workers too many times without finishing.",
@@ -65,27 +68,31 @@ class _Sink:
     def save(self, attempt: AttemptResult) -> bool:
         record = _record(attempt)
 
-        def write() -> bool:
+        def write() -> list[tuple[str, int]] | None:
             with transaction() as session:
                 if lease_status(session, self._claim.job_id, self._claim.lease_token) is None:
-                    return False
+                    return None
                 record_attempt(
                     session, job_id=self._claim.job_id, user_id=self._claim.user_id, attempt=record
                 )
-                if record.billed:
-                    add_charge(
-                        session,
-                        self._claim,
-                        record.input_tokens,
-                        record.output_tokens,
-                        record.cost_usd,
-                    )
-            return True
+                if not record.billed:
+                    return []
+                alerts = add_charge(
+                    session,
+                    self._claim,
+                    record.input_tokens,
+                    record.output_tokens,
+                    record.cost_usd,
+                    alert_fractions=get_settings().budget_alert_fractions,
+                )
+                return enqueue_budget_alerts(session, alerts)
 
-        saved = _while_leased(self._claim, write, "save_attempt")
-        if saved:
-            metrics.record_attempt(record.model, record.outcome, _billed(record))
-        return saved
+        webhooks = _while_leased(self._claim, write, "save_attempt")
+        if webhooks is None:
+            return False
+        outbox.publish_webhooks(webhooks)
+        metrics.record_attempt(record.model, record.outcome, _billed(record))
+        return True
 
     def cancelled(self) -> bool:
         def read() -> str | None:
@@ -151,7 +158,14 @@ def _run_claimed(claim: Claim, taken_at: float, settings: Settings) -> None:
             return
         if tokens is not None and claim.deliveries > 1:
             tokens.resume(claim.model)
-        outcome = run_chain(_spec(claim, settings), get_policies(), _Sink(claim), tokens_to=tokens)
+        request = ProviderRequest.from_job(claim.model, claim.request)
+        originals = None
+        if claim.scrub_pii:
+            guarded = guard(claim, settings)
+            request, originals = guarded.request, guarded.originals
+        outcome = run_chain(
+            _spec(claim, request, settings), get_policies(), _Sink(claim), tokens_to=tokens
+        )
         if outcome.abandoned:
             # Cancelled meanwhile: the fenced final write keeps the status but releases the lease
             # and settles the reservation. If the lease was lost instead, it writes nothing.
@@ -166,8 +180,16 @@ def _run_claimed(claim: Claim, taken_at: float, settings: Settings) -> None:
 
             _while_leased(claim, hand_back, "requeue")
             log.info("job.requeued", not_before=outcome.requeue_at.isoformat())
+        elif (last_resort := _last_resort(claim, outcome)) is not None:
+            if tokens is not None and outcome.final is not None and outcome.error is not None:
+                tokens.fallback(outcome.final.model, LAST_RESORT_MODEL, outcome.error)
+                tokens.text(last_resort)
+            _finish(claim, outcome.final, None, taken_at, last_resort=last_resort)
         else:
-            _finish(claim, outcome.final, _error(outcome), taken_at)
+            final = outcome.final
+            if originals is not None:
+                final = restored(final, originals)
+            _finish(claim, final, _error(outcome), taken_at)
     finally:
         keeper.drop(claim.job_id, claim.lease_token)
         # The job is final or back in the backlog: its place in the window is free.
@@ -177,8 +199,11 @@ def _run_claimed(claim: Claim, taken_at: float, settings: Settings) -> None:
             tokens.ended()
 
 
-def _spec(claim: Claim, settings: Settings) -> JobSpec:
-    models = model_chain(claim.model, claim.fallbacks)
+def _spec(claim: Claim, request: ProviderRequest, settings: Settings) -> JobSpec:
+    if claim.routing is not None:
+        models = tuple(claim.routing["chain"])
+    else:
+        models = model_chain(claim.model, claim.fallbacks)
     semantic = claim.request.get("semantic_cache")
     if claim.max_cost_usd is not None:
         cap = claim.max_cost_usd
@@ -186,7 +211,7 @@ def _spec(claim: Claim, settings: Settings) -> JobSpec:
         cap = claim.reserved_usd if claim.reserved_usd > 0 else None
     return JobSpec(
         models=models,
-        request=ProviderRequest.from_job(claim.model, claim.request),
+        request=request,
         response_format=claim.response_format,
         cache=claim.cache,
         cost_cap=cap,
@@ -207,6 +232,15 @@ def _semantic_cache(claim: Claim, threshold: float, settings: Settings) -> Seman
     return JobSemanticCache(claim.user_id, claim.response_format, threshold, settings)
 
 
+def _last_resort(claim: Claim, outcome: ChainOutcome) -> str | None:
+    """The job's fallback_response when every model of its chain failed. Not when the job's own
+    cost cap stopped it: that is the user's limit, not the models' failure."""
+    text = claim.request.get("fallback_response")
+    if text is None or outcome.error is None or isinstance(outcome.error, MaxCostExceededError):
+        return None
+    return str(text)
+
+
 def _error(outcome: ChainOutcome) -> dict[str, Any] | None:
     if outcome.error is None:
         return None
@@ -218,15 +252,30 @@ def _billed(record: AttemptRecord) -> Decimal:
 
 
 def _finish(
-    claim: Claim, final: AttemptResult | None, error: dict[str, Any] | None, taken_at: float
+    claim: Claim,
+    final: AttemptResult | None,
+    error: dict[str, Any] | None,
+    taken_at: float,
+    last_resort: str | None = None,
 ) -> None:
     """One transaction: the final attempt and its usage, the job's final state, the settlement,
-    and the webhook messages; one statement when no webhook waits on the job."""
+    and the webhook messages; one statement when no webhook waits on the job. With
+    `last_resort`, `final` is the chain's last failure, and the job succeeds with that text."""
     record = _record(final) if final is not None else None
     response = final.response if final is not None and error is None else None
     charged = record if record is not None and record.billed else None
     result = None
-    if response is not None and final is not None:
+    if last_resort is not None:
+        result = {
+            "content": last_resort,
+            "finish_reason": "stop",
+            "provider_finish_reason": LAST_RESORT_MODEL,
+            "provider": "promptq",
+            "model": LAST_RESORT_MODEL,
+            "cached": False,
+            "degraded": True,
+        }
+    elif response is not None and final is not None:
         result = {
             "content": response.content,
             "finish_reason": response.finish_reason,
@@ -236,7 +285,7 @@ def _finish(
             "cached": final.cached,
         }
     outcome = Outcome(
-        status=JobStatus.SUCCEEDED if response is not None else JobStatus.FAILED,
+        status=JobStatus.SUCCEEDED if result is not None else JobStatus.FAILED,
         result=result,
         error=error,
         input_tokens=charged.input_tokens if charged else 0,
@@ -244,22 +293,24 @@ def _finish(
         cost_usd=charged.cost_usd if charged else Decimal(0),
     )
     settings = get_settings()
+    fractions = settings.budget_alert_fractions
 
     def commit() -> list[tuple[str, int]] | None:
         if record is not None and not claim.watched:
             with one_statement() as session:
-                if finish_unwatched(session, claim, outcome, record):
+                if finish_unwatched(session, claim, outcome, record, fractions):
                     return []
         with transaction() as session:
-            finished = finish_job(session, claim, outcome)
+            finished = finish_job(session, claim, outcome, alert_fractions=fractions)
             if finished is None:
                 return None
             if record is not None:
                 record_attempt(session, job_id=claim.job_id, user_id=claim.user_id, attempt=record)
+            alerts = enqueue_budget_alerts(session, finished.alerts)
             # A job cancelled while it ran announced itself when it was cancelled.
             if finished.was != JobStatus.RUNNING:
-                return []
-            return enqueue_events_for(session, [finished.job], settings.public_base_url)
+                return alerts
+            return alerts + enqueue_events_for(session, [finished.job], settings.public_base_url)
 
     # The provider's answer is in hand: a database blip must not cost a second call.
     webhooks = _while_leased(claim, commit, "finish")
@@ -270,10 +321,12 @@ def _finish(
     outbox.publish_webhooks(webhooks)
     if record is not None:
         metrics.record_attempt(record.model, record.outcome, _billed(record))
-    if error is not None or response is not None:
+    if error is not None or result is not None:
         # Not the settlement of a job cancelled while it ran: the API finished that one.
         model = final.model if final is not None else claim.model
         metrics.jobs_finished.labels(outcome.status, model).inc()
+        if last_resort is not None:
+            metrics.jobs_degraded.labels(claim.model).inc()
         metrics.job_end_to_end.labels(claim.priority, outcome.status).observe(
             claim.age_s + time.monotonic() - taken_at
         )

@@ -87,7 +87,7 @@ def create() -> Response:
             f"requests: at most {settings.max_batch_jobs} requests a batch "
             f"(MAX_BATCH_JOBS); this one has {len(body.requests)}.",
         )
-    jobs = [new_job(job, settings) for job in translate(body.requests, _priority())]
+    jobs = [new_job(job, settings, key) for job in translate(body.requests, _priority())]
     batch = admit_batch(key, jobs, {}, WINDOW_S, origin=BatchOrigin.ANTHROPIC)
     return _json(batch)
 

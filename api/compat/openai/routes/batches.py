@@ -119,7 +119,7 @@ def create() -> Response:
         outbox.publish_webhooks(webhooks)
         log.info("openai_batch.failed_validation", batch_id=row.id, errors=len(translated.errors))
         return _json(row)
-    jobs = [new_job(job, settings) for job in translated.jobs]
+    jobs = [new_job(job, settings, key) for job in translated.jobs]
     recorded: list[OpenAIBatch] = []
     admit_batch(
         key,
