@@ -177,6 +177,12 @@ class UrlNotAllowed(RequestValidationError):
     code = "url_not_allowed"
 
 
+class SemanticCacheUnavailable(RequestValidationError):
+    """cache "semantic" sent to an installation without promptq[semantic]."""
+
+    code = "semantic_cache_unavailable"
+
+
 class UnknownModel(APIError):
     code = "unknown_model"
 
