@@ -105,6 +105,8 @@ class JobSpec:
     cost_cap: Decimal | None
     spent: Decimal
     semantic: SemanticCache | None = None
+    # The user the job is run for: the exact cache's entries are theirs alone.
+    owner: str = ""
 
 
 @dataclass(frozen=True)
@@ -175,7 +177,7 @@ def run_chain(
                 )
             cache_key = None
             if response_cache.cacheable(request, spec.cache):
-                cache_key = response_cache.cache_key(request, spec.response_format)
+                cache_key = response_cache.cache_key(spec.owner, request, spec.response_format)
                 hit = response_cache.lookup(policies.redis, cache_key)
                 if hit is not None:
                     now = datetime.now(UTC)

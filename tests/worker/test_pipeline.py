@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from decimal import Decimal
 
 import redis
@@ -165,6 +166,7 @@ def test_cache_serves_a_repeat_at_zero_cost(sim: str, clean: Services) -> None:
         ("gpt-4o-mini",),
         cache=True,
         request=ProviderRequest("gpt-4o-mini", (Message("user", "hi"),), 20, temperature=0.0),
+        owner="a-user",
     )
     policies = _policies(clean)
     first: Outcome = run_chain(spec, policies, RecordingSink())
@@ -174,6 +176,10 @@ def test_cache_serves_a_repeat_at_zero_cost(sim: str, clean: Services) -> None:
     assert second.final.cost_usd == 0
     assert second.final.response == first.final.response
     assert requests.get(f"{sim}/sim/stats", timeout=5).json()["total_requests"] == 1
+    # Another user's identical job is not served the first user's entry.
+    other = run_chain(replace(spec, owner="another-user"), policies, RecordingSink())
+    assert other.final is not None and not other.final.cached
+    assert requests.get(f"{sim}/sim/stats", timeout=5).json()["total_requests"] == 2
 
 
 def test_semantic_cache_answers_a_paraphrase_as_a_free_attempt(

@@ -217,6 +217,7 @@ def _spec(claim: Claim, request: ProviderRequest, settings: Settings) -> JobSpec
         cost_cap=cap,
         spent=claim.cost_usd,
         semantic=_semantic_cache(claim, semantic["threshold"], settings) if semantic else None,
+        owner=str(claim.user_id),
     )
 
 
