@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Every version installed here, in CI and in the image (Dockerfile) comes from this file.
 LOCK := requirements.lock
-ALL_EXTRAS := dev,embedded,bench
+ALL_EXTRAS := dev,embedded,bench,semantic
 STAMP := $(VENV)/.installed-stamp
 # `make dev` needs only what runs: the dependencies and the embedded servers.
 DEV_STAMP := $(VENV)/.installed-dev-stamp

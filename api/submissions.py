@@ -15,12 +15,16 @@ from api.schemas.batches import BatchJobCreate
 from api.schemas.jobs import JobCreate
 from shared.cost_estimate import estimated_tokens, reservation_usd
 from shared.model_routing import AUTO
+from shared.semantic_backend import require_semantic_backend
 from shared.settings import Settings
 
 
 def new_job(body: JobCreate, settings: Settings, key: CallerKey) -> NewJob:
     """The job to admit for `body`, submitted with `key` (its owner's input-safety settings
     apply to every surface: jobs, batches, the compatible APIs)."""
+    threshold = body.semantic_threshold()
+    if threshold is not None:
+        require_semantic_backend()
     max_tokens = body.effective_max_tokens()
     contents = body.contents()
     routing = routed(body, settings) if body.model == AUTO else None
@@ -36,6 +40,10 @@ def new_job(body: JobCreate, settings: Settings, key: CallerKey) -> NewJob:
     }
     if body.fallback_response is not None:
         request["fallback_response"] = body.fallback_response
+    if threshold is not None:
+        # Kept with the request, as `stream` is: only the worker reads it, and a job that did
+        # not ask carries nothing.
+        request["semantic_cache"] = {"threshold": threshold}
     safety = apply_input_safety(body, key.input_safety, request, settings)
     values = {
         "id": uuid.uuid4(),
@@ -48,7 +56,7 @@ def new_job(body: JobCreate, settings: Settings, key: CallerKey) -> NewJob:
         "response_format": body.response_format_json(),
         "callback_url": body.callback_url,
         "max_cost_usd": body.max_cost_usd,
-        "cache": body.cache,
+        "cache": body.cache is True,
         "tags": body.tags,
         "reserved_usd": reserved,
         "request_id": request_id(),

@@ -34,6 +34,7 @@ from bench.scenarios import (
     idle,
     long_poll,
     priority,
+    semantic_cache,
     statement_counts,
 )
 from bench.services import bench_services
@@ -54,6 +55,7 @@ SCENARIOS = (
     "priority",
     "fairness",
     "deep_backlog",
+    "semantic_cache",
 )
 # Users (each with one key) the accept scenarios spread their load over.
 ACCOUNTS = 8
@@ -184,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
                 "degraded": lambda: degraded.run(ctx),
                 "fairness": lambda: fairness.run(ctx),
                 "deep_backlog": lambda: deep_backlog.run(ctx),
+                "semantic_cache": lambda: semantic_cache.run(ctx),
             }
             for name in args.scenarios:
                 say(f"{name} ...")

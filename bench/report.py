@@ -20,6 +20,7 @@ TARGETS: dict[tuple[str, str, str], str] = {
     ("idle overhead", "job row p50", ""): "<= 8 ms",
     ("priority", "high start p99", ""): "<= 1000 ms",
     ("degraded provider", "jobs/s", "healthy provider"): "ratio >= 0.6, no job failed",
+    ("semantic cache", "lookup p99", ""): "<= 20 ms",
 }
 COST_KINDS = ("api", "worker", "postgres", "redis", "sim", "client")
 

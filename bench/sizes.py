@@ -42,6 +42,8 @@ class Sizes:
     fair_capped_jobs: int
     fair_runs: int
     deep_backlog_jobs: int
+    # Entries in the one scope the semantic cache's lookups search.
+    semantic_cache_entries: int
     # Jobs per completion run instead of waves, when set (--completion-jobs).
     completion_jobs: int | None = None
 
@@ -73,6 +75,7 @@ STANDARD = Sizes(
     fair_capped_jobs=150,
     fair_runs=2,
     deep_backlog_jobs=1_000_000,
+    semantic_cache_entries=100_000,
 )
 
 QUICK = Sizes(
@@ -99,4 +102,5 @@ QUICK = Sizes(
     fair_capped_jobs=60,
     fair_runs=1,
     deep_backlog_jobs=100_000,
+    semantic_cache_entries=20_000,
 )

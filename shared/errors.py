@@ -7,6 +7,7 @@ PromptqError
 ├── ValidationError            the request is malformed (details say where)
 │   ├── MalformedJsonError     the body is not JSON at all
 │   ├── UrlNotAllowedError     a webhook target that is not a public address (SSRF guard)
+│   ├── SemanticCacheUnavailableError  cache "semantic" without promptq[semantic] installed
 │   └── PiiRestoreUnavailableError  restore_pii with nowhere safe to keep the mapping
 ├── InputRejectedError         prompt-injection screening refused the prompt
 ├── UnsupportedMediaTypeError  a body sent as anything but application/json
@@ -68,6 +69,12 @@ class UrlNotAllowedError(ValidationError):
     call: loopback, private, link-local, multicast, reserved, or an IPv6 form of those."""
 
     code = "url_not_allowed"
+
+
+class SemanticCacheUnavailableError(ValidationError):
+    """cache "semantic" asked of an installation without its embedding model."""
+
+    code = "semantic_cache_unavailable"
 
 
 class PiiRestoreUnavailableError(ValidationError):

@@ -73,7 +73,12 @@ class JobOut(BaseModel):
     response_format: dict[str, Any] | None
     callback_url: str | None
     max_cost_usd: str | None
-    cache: bool
+    cache: bool | Literal["semantic"] = Field(
+        description='true: the exact response cache; "semantic": the semantic cache.'
+    )
+    cache_threshold: float | None = Field(
+        description='With cache "semantic": the least similarity a hit needs.'
+    )
     stream: bool = Field(description="Its tokens are relayed at GET /v1/jobs/<id>/stream.")
     scrub_pii: bool = Field(description="PII in its prompt is replaced before any provider call.")
     restore_pii: bool = Field(description="The originals are put back into its answer.")
@@ -103,6 +108,7 @@ class JobOut(BaseModel):
 
     @classmethod
     def from_row(cls, job: Job, status_url: str) -> JobOut:
+        semantic = job.request.get("semantic_cache")
         return cls(
             id=str(job.id),
             status=job.status,
@@ -112,7 +118,8 @@ class JobOut(BaseModel):
             response_format=job.response_format,
             callback_url=job.callback_url,
             max_cost_usd=None if job.max_cost_usd is None else usd(job.max_cost_usd),
-            cache=job.cache,
+            cache="semantic" if semantic else job.cache,
+            cache_threshold=semantic["threshold"] if semantic else None,
             stream=bool(job.request.get("stream")),
             scrub_pii=job.scrub_pii,
             restore_pii=job.restore_pii,

@@ -154,6 +154,13 @@ class Settings(BaseSettings):
     anthropic_tpm: int | None = Field(default=None, ge=1)
 
     response_cache_ttl_s: int = Field(default=3600, ge=1)
+    # Semantic cache (jobs with cache "semantic", the promptq[semantic] extra): how long an
+    # answer is kept; how many entries of a scope, ranked by sign code, a lookup scores exactly
+    # (more finds a paraphrase among more look-alikes, at more time per lookup); and how many
+    # sign codes a worker process keeps in memory, about 50 bytes each (worker/semantic/index.py).
+    semantic_cache_ttl_s: int = Field(default=3600, ge=1)
+    semantic_cache_candidates: int = Field(default=16, ge=1, le=256)
+    semantic_cache_index_entries: int = Field(default=1_000_000, ge=1000)
 
     # Input safety (README: "Input safety"). Phone numbers not written in international form
     # are read as numbers of this region (ISO 3166 alpha-2).

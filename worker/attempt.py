@@ -34,6 +34,8 @@ class AttemptResult:
     finished_at: datetime
     backoff_ms: int = 0
     cached: bool = False
+    # A semantic cache hit's cosine similarity to the prompt its answer was stored for.
+    similarity: float | None = None
 
 
 def run_attempt(request: ProviderRequest, on_text: TextSink | None = None) -> AttemptResult:

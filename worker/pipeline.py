@@ -2,7 +2,8 @@
 provider -> classify -> retry, back off, fall back or requeue.
 
 It touches no database. What it must persist goes through an AttemptSink the task provides, so
-the task alone opens transactions, and no connection is held while a model answers. A job that
+the task alone opens transactions, and no connection is held while a model answers; a job that
+asked for the semantic cache brings its SemanticCache the same way. A job that
 asked to be streamed gets a TokenSink too: its calls are streamed into it, and it hears when
 the text so far is void because another attempt follows.
 """
@@ -29,12 +30,22 @@ from worker.providers.base import (
     InvalidOutputError,
     ProviderError,
     ProviderRequest,
+    ProviderResponse,
     RateLimitedError,
     RetryableProviderError,
 )
 from worker.resilience.backoff import compute_backoff
 
-__all__ = ["AttemptResult", "JobSpec", "Outcome", "TokenSink", "run_attempt", "run_chain"]
+__all__ = [
+    "AttemptResult",
+    "JobSpec",
+    "Outcome",
+    "SemanticCache",
+    "SemanticHit",
+    "TokenSink",
+    "run_attempt",
+    "run_chain",
+]
 
 
 class CircuitOpenError(RetryableProviderError):
@@ -70,6 +81,22 @@ class TokenSink(Protocol):
 
 
 @dataclass(frozen=True)
+class SemanticHit:
+    response: ProviderResponse
+    similarity: float
+
+
+class SemanticCache(Protocol):
+    def lookup(self, request: ProviderRequest) -> SemanticHit | None:
+        """An earlier answer to a request like this one (same model and parameters)."""
+        ...
+
+    def store(self, request: ProviderRequest, response: ProviderResponse) -> None:
+        """Keep `response` for later requests like this one."""
+        ...
+
+
+@dataclass(frozen=True)
 class JobSpec:
     models: tuple[str, ...]
     request: ProviderRequest
@@ -77,6 +104,9 @@ class JobSpec:
     cache: bool
     cost_cap: Decimal | None
     spent: Decimal
+    semantic: SemanticCache | None = None
+    # The user the job is run for: the exact cache's entries are theirs alone.
+    owner: str = ""
 
 
 @dataclass(frozen=True)
@@ -147,7 +177,7 @@ def run_chain(
                 )
             cache_key = None
             if response_cache.cacheable(request, spec.cache):
-                cache_key = response_cache.cache_key(request, spec.response_format)
+                cache_key = response_cache.cache_key(spec.owner, request, spec.response_format)
                 hit = response_cache.lookup(policies.redis, cache_key)
                 if hit is not None:
                     now = datetime.now(UTC)
@@ -155,6 +185,10 @@ def run_chain(
                         price.provider, model, hit, None, 0, Decimal(0), now, now, cached=True
                     )
                     return Outcome(final=cached)
+            if spec.semantic is not None and number == 1:
+                found = _semantic_hit(spec.semantic, request, price.provider)
+                if found is not None:
+                    return Outcome(final=found)
             permit = policies.breaker.allow(key)
             if permit is None:
                 pending = _skipped(model, CircuitOpenError(f"The circuit for {key} is open."))
@@ -203,6 +237,8 @@ def run_chain(
                         result.response,
                         settings.response_cache_ttl_s,
                     )
+                if spec.semantic is not None and result.response is not None:
+                    spec.semantic.store(request, result.response)
                 return Outcome(final=result)
             if not _retry_same_model(result.error) or number == settings.max_attempts_per_model:
                 pending = result
@@ -224,6 +260,30 @@ def run_chain(
             backoff_ms = round(delay * 1000)
     # The chain is spent: its last attempt, still unsaved, is committed with the failure.
     return Outcome(final=last, error=last.error if last else None)
+
+
+def _semantic_hit(
+    semantic: SemanticCache, request: ProviderRequest, provider: str
+) -> AttemptResult | None:
+    """The semantic cache's answer as an attempt of its own: no call, no cost, its similarity
+    and the lookup's time recorded."""
+    started_at = datetime.now(UTC)
+    clock = time.perf_counter()
+    hit = semantic.lookup(request)
+    if hit is None:
+        return None
+    return AttemptResult(
+        provider,
+        request.model,
+        hit.response,
+        None,
+        round((time.perf_counter() - clock) * 1000),
+        Decimal(0),
+        started_at,
+        datetime.now(UTC),
+        cached=True,
+        similarity=hit.similarity,
+    )
 
 
 def _wait_for_capacity(

@@ -1,7 +1,10 @@
-"""Exact-match response cache in Redis, keyed by model and the canonical request.
+"""Exact-match response cache in Redis, keyed by the job's owner, model and the canonical
+request.
 
 Only deterministic requests (temperature 0) of jobs that opted in are cached: any other reply
-is one sample of many, and replaying it would change what the user asked for.
+is one sample of many, and replaying it would change what the user asked for. Entries are the
+owner's alone: a hit served across tenants would tell one that another sent the very same
+prompt (its `cached: true`, its zero cost), however alike the answers.
 """
 
 from __future__ import annotations
@@ -15,18 +18,17 @@ import redis
 
 from worker.providers.base import ProviderRequest, ProviderResponse
 
-# v2: replies carry provider_finish_reason beside a normalized finish_reason; entries of the
-# earlier shape are left to expire rather than read.
-PREFIX = "promptq:cache:v2:"
+# v3: keyed by owner too; entries of the earlier, shared keys are left to expire, never read.
+PREFIX = "promptq:cache:v3:"
 
 
 def cacheable(request: ProviderRequest, opted_in: bool) -> bool:
     return opted_in and request.temperature == 0
 
 
-def cache_key(request: ProviderRequest, response_format: dict[str, Any] | None) -> str:
+def cache_key(owner: str, request: ProviderRequest, response_format: dict[str, Any] | None) -> str:
     canonical = json.dumps(
-        {"request": asdict(request), "response_format": response_format},
+        {"owner": owner, "request": asdict(request), "response_format": response_format},
         sort_keys=True,
         separators=(",", ":"),
     )

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from api.schemas.bases import RowModel, StrictModel
 from api.schemas.fields import (
@@ -44,6 +44,8 @@ Tag = Annotated[
     ),
 ]
 MAX_FALLBACK_RESPONSE_CHARS = 10_000
+# A semantic cache hit needs at least this cosine similarity unless the job sets its own.
+DEFAULT_CACHE_THRESHOLD = 0.95
 # A long-poll's longest wait: under the usual 60 s proxy and load-balancer idle timeouts.
 MAX_WAIT_S = 30
 # Documented, not enforced by pydantic: an unknown model is refused as `unknown_model`.
@@ -129,10 +131,19 @@ class JobCreate(StrictModel):
         description='Dollars, at most: a decimal string ("0.25") keeps them exact; a number is '
         "rounded to 10 decimal places.",
     )
-    cache: bool = Field(
+    cache: bool | Literal["semantic"] = Field(
         default=False,
-        description="Serve an identical earlier reply from the response cache (temperature 0 "
-        "only); a hit costs nothing.",
+        description="true: serve an identical earlier reply from the response cache "
+        '(temperature 0 only). "semantic": serve an earlier reply of the same user, model and '
+        "parameters whose last user message means the same (cosine similarity of their "
+        "embeddings at least `cache_threshold`; temperature 0 required). A hit costs nothing.",
+    )
+    cache_threshold: float | None = Field(
+        default=None,
+        ge=0.5,
+        le=1,
+        description=f'With cache "semantic": the least similarity a hit needs (default '
+        f"{DEFAULT_CACHE_THRESHOLD}).",
     )
     stream: bool = Field(
         default=False,
@@ -190,6 +201,15 @@ class JobCreate(StrictModel):
             raise ValueError("at least one message must have role 'user'")
         return messages
 
+    @model_validator(mode="after")
+    def _semantic_cache_fields(self) -> Self:
+        if self.cache_threshold is not None and self.cache != "semantic":
+            raise ValueError('cache_threshold is only for cache "semantic"')
+        if self.cache == "semantic" and self.temperature != 0:
+            # A reply at a higher temperature is one sample of many, as for the exact cache.
+            raise ValueError('cache "semantic" needs temperature 0')
+        return self
+
     @field_validator("metadata")
     @classmethod
     def _small_metadata(cls, metadata: dict[str, Any]) -> dict[str, Any]:
@@ -240,6 +260,12 @@ class JobCreate(StrictModel):
     def effective_max_tokens(self) -> int:
         return self.max_tokens or get_settings().default_max_tokens
 
+    def semantic_threshold(self) -> float | None:
+        """The similarity a semantic cache hit needs; None when the job did not ask for one."""
+        if self.cache != "semantic":
+            return None
+        return self.cache_threshold if self.cache_threshold is not None else DEFAULT_CACHE_THRESHOLD
+
     def response_format_json(self) -> dict[str, Any] | None:
         if self.response_format is None:
             return None
@@ -251,7 +277,11 @@ class JobCreate(StrictModel):
 
     def fingerprint(self) -> str:
         """SHA-256 of the canonical body: equal for a true repeat, whatever the key order."""
-        canonical = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+        body = self.canonical()
+        if body["cache_threshold"] is None:
+            # Unset, it is left out: bodies sent before the field existed keep their fingerprint.
+            del body["cache_threshold"]
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -293,6 +323,9 @@ class AttemptOut(RowModel):
     latency_ms: int
     backoff_ms: int = Field(description="Time spent backing off before this attempt.")
     cached: bool = Field(description="Served from the response cache: no call, no cost.")
+    similarity: float | None = Field(
+        description="A semantic cache hit's cosine similarity to the prompt it was stored for."
+    )
     input_tokens: int
     output_tokens: int
     cost_usd: UsdOut

@@ -3,7 +3,7 @@ that held each job and batch (jobs.team_id, batches.team_id), and jobs.tags; a t
 rows (audit_events.user_id NULL)
 
 Revision ID: 0015
-Revises: 0013
+Revises: 0012
 Create Date: 2026-12-04 19:00:00
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0015"
-down_revision: str | None = "0013"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -177,8 +177,36 @@ class UrlNotAllowed(RequestValidationError):
     code = "url_not_allowed"
 
 
+class SemanticCacheUnavailable(RequestValidationError):
+    """cache "semantic" sent to an installation without promptq[semantic]."""
+
+    code = "semantic_cache_unavailable"
+
+
+class InputRejected(RequestValidationError):
+    """Prompt-injection screening refused the job (`details` has the score and rules)."""
+
+    code = "input_rejected"
+
+
+class PiiRestoreUnavailable(RequestValidationError):
+    """Restoring scrubbed PII was asked for, but the operator set no PII_VAULT_KEY."""
+
+    code = "pii_restore_unavailable"
+
+
 class UnknownModel(APIError):
     code = "unknown_model"
+
+
+class UnknownRoutingPolicy(UnknownModel):
+    code = "unknown_routing_policy"
+
+
+class NoModelFits(UnknownModel):
+    """No candidate of the `model: "auto"` routing policy fits the request."""
+
+    code = "no_model_fits"
 
 
 class RetryLater(APIError):

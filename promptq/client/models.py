@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -72,7 +72,9 @@ class Job(_Model):
     response_format: dict[str, Any] | None = None
     callback_url: str | None = None
     max_cost_usd: Decimal | None = None
-    cache: bool = True
+    # true: the exact response cache; "semantic": the semantic cache (README "Semantic cache").
+    cache: bool | Literal["semantic"] = True
+    cache_threshold: float | None = None
     stream: bool = False
     result: JobResult | None = None
     error: JobError | None = None
@@ -113,6 +115,8 @@ class Attempt(_Model):
     latency_ms: int = 0
     backoff_ms: int = 0
     cached: bool = False
+    # A semantic cache hit's similarity to the prompt its answer was stored for.
+    similarity: float | None = None
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: Decimal = Decimal(0)

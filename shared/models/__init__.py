@@ -9,6 +9,7 @@ from shared.models.budget_alert import BudgetAlert
 from shared.models.file import File
 from shared.models.job import FINAL_STATUSES, Job, JobStatus, Priority
 from shared.models.openai_batch import OpenAIBatch
+from shared.models.semantic_cache import SemanticCacheEntry
 from shared.models.spend import SpendCounter, TeamSpendCounter
 from shared.models.team import Team
 from shared.models.usage import UsageRecord
@@ -40,6 +41,7 @@ __all__ = [
     "Money",
     "OpenAIBatch",
     "Priority",
+    "SemanticCacheEntry",
     "SpendCounter",
     "Team",
     "TeamSpendCounter",

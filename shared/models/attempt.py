@@ -9,6 +9,7 @@ from decimal import Decimal
 from sqlalchemy import (
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     String,
@@ -44,6 +45,8 @@ class JobAttempt(Base):
     cached: Mapped[bool] = mapped_column(
         Boolean, nullable=False, default=False, server_default=text("false")
     )
+    # A semantic cache hit's cosine similarity to the prompt its answer was stored for.
+    similarity: Mapped[float | None] = mapped_column(Float)
     input_tokens: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     output_tokens: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     cost_usd: Mapped[Decimal] = mapped_column(Money, nullable=False, default=Decimal(0))

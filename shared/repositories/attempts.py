@@ -29,6 +29,7 @@ class AttemptRecord:
     finished_at: datetime
     backoff_ms: int = 0
     cached: bool = False
+    similarity: float | None = None
 
     @property
     def billed(self) -> bool:
@@ -52,6 +53,7 @@ def attempt_row(attempt: AttemptRecord) -> dict[str, Any]:
         "finished_at": attempt.finished_at,
         "backoff_ms": attempt.backoff_ms,
         "cached": attempt.cached,
+        "similarity": attempt.similarity,
     }
 
 

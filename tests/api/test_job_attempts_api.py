@@ -53,6 +53,7 @@ def test_attempts_lists_each_call_in_order(client: FlaskClient, alice: Account) 
     assert data[1]["cost_usd"] == "0.0000036"
     assert (data[1]["input_tokens"], data[1]["output_tokens"]) == (12, 12)
     assert [(a["backoff_ms"], a["cached"]) for a in data] == [(0, False), (250, False)]
+    assert [a["similarity"] for a in data] == [None, None]
     assert set(data[1]) == {
         "number",
         "provider",
@@ -63,6 +64,7 @@ def test_attempts_lists_each_call_in_order(client: FlaskClient, alice: Account) 
         "latency_ms",
         "backoff_ms",
         "cached",
+        "similarity",
         "input_tokens",
         "output_tokens",
         "cost_usd",

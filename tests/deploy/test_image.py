@@ -87,5 +87,5 @@ def test_make_installs_are_constrained_by_the_lock() -> None:
     dev = [line for line in _make_dry_run("dev").splitlines() if " -e " in line]
     assert install and dev
     assert all("-c requirements.lock" in line for line in install + dev)
-    assert any("-e '.[dev,embedded,bench]'" in line for line in install)
+    assert any("-e '.[dev,embedded,bench,semantic]'" in line for line in install)
     assert all("-e '.[embedded]'" in line for line in dev)

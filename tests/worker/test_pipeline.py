@@ -1,18 +1,22 @@
 """The model chain on real Redis policies and the simulator: fallback, breaker skips, retries,
-requeue on a long Retry-After, output validation, the per-job cost cap and the response cache.
+requeue on a long Retry-After, output validation, the per-job cost cap, the response cache and
+the semantic cache.
 
 The sink records what the task would persist; it is promptq's own interface, not a stand-in
 for a library."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
 from decimal import Decimal
 
 import redis
 import requests
 
 from shared.settings import Settings
-from tests.conftest import Services
+from tests.conftest import Account, Services
 from worker.attempt import AttemptResult
 from worker.pipeline import JobSpec, Outcome, run_chain
 from worker.policies import Policies
@@ -20,6 +24,7 @@ from worker.providers.base import Message, ProviderError, ProviderRequest
 from worker.resilience.circuit_breaker import BreakerPolicy, CircuitBreaker
 from worker.resilience.concurrency import ConcurrencyLimiter
 from worker.resilience.rate_limit import ProviderLimits, ProviderRateLimiter
+from worker.semantic_cache import JobSemanticCache
 
 
 class RecordingSink:
@@ -161,6 +166,7 @@ def test_cache_serves_a_repeat_at_zero_cost(sim: str, clean: Services) -> None:
         ("gpt-4o-mini",),
         cache=True,
         request=ProviderRequest("gpt-4o-mini", (Message("user", "hi"),), 20, temperature=0.0),
+        owner="a-user",
     )
     policies = _policies(clean)
     first: Outcome = run_chain(spec, policies, RecordingSink())
@@ -169,6 +175,35 @@ def test_cache_serves_a_repeat_at_zero_cost(sim: str, clean: Services) -> None:
     assert second.final is not None and second.final.cached
     assert second.final.cost_usd == 0
     assert second.final.response == first.final.response
+    assert requests.get(f"{sim}/sim/stats", timeout=5).json()["total_requests"] == 1
+    # Another user's identical job is not served the first user's entry.
+    other = run_chain(replace(spec, owner="another-user"), policies, RecordingSink())
+    assert other.final is not None and not other.final.cached
+    assert requests.get(f"{sim}/sim/stats", timeout=5).json()["total_requests"] == 2
+
+
+def test_semantic_cache_answers_a_paraphrase_as_a_free_attempt(
+    sim: str, clean: Services, make_account: Callable[[str], Account]
+) -> None:
+    """A job that asked for the semantic cache stores its answer; a paraphrase of its prompt is
+    then answered from it with no call: a cached attempt at zero cost, with its similarity."""
+    user = uuid.UUID(make_account("semantic").user_id)
+    policies = _policies(clean)
+
+    def spec(prompt: str) -> JobSpec:
+        request = ProviderRequest("gpt-4o-mini", (Message("user", prompt),), 20, temperature=0.0)
+        cache = JobSemanticCache(user, None, 0.95, policies.settings)
+        return _spec(("gpt-4o-mini",), request=request, semantic=cache)
+
+    first = run_chain(spec("How do I reverse a list in Python?"), policies, RecordingSink())
+    sink = RecordingSink()
+    second = run_chain(spec("How can I reverse a Python list?"), policies, sink)
+    assert first.final is not None and not first.final.cached and first.final.cost_usd > 0
+    assert second.final is not None and second.final.cached
+    assert second.final.cost_usd == 0 and second.final.error is None
+    assert second.final.similarity is not None and 0.95 <= second.final.similarity < 1
+    assert second.final.response == first.final.response
+    assert sink.saved == []
     assert requests.get(f"{sim}/sim/stats", timeout=5).json()["total_requests"] == 1
 
 

@@ -31,6 +31,7 @@ from shared.repositories.job_leases import (
     requeue_job,
 )
 from shared.repositories.webhook_messages import enqueue_budget_alerts, enqueue_events_for
+from shared.semantic_backend import semantic_backend_installed
 from shared.settings import Settings, get_settings
 from worker import metrics
 from worker.attempt import AttemptResult
@@ -39,7 +40,7 @@ from worker.dispatcher import get_dispatcher
 from worker.final_announcements import get_final_announcer
 from worker.lease_keeper import get_lease_keeper
 from worker.pii_guard import guard, restored
-from worker.pipeline import JobSpec, MaxCostExceededError, run_chain
+from worker.pipeline import JobSpec, MaxCostExceededError, SemanticCache, run_chain
 from worker.pipeline import Outcome as ChainOutcome
 from worker.policies import get_policies
 from worker.providers.base import ProviderRequest
@@ -162,7 +163,9 @@ def _run_claimed(claim: Claim, taken_at: float, settings: Settings) -> None:
         if claim.scrub_pii:
             guarded = guard(claim, settings)
             request, originals = guarded.request, guarded.originals
-        outcome = run_chain(_spec(claim, request), get_policies(), _Sink(claim), tokens_to=tokens)
+        outcome = run_chain(
+            _spec(claim, request, settings), get_policies(), _Sink(claim), tokens_to=tokens
+        )
         if outcome.abandoned:
             # Cancelled meanwhile: the fenced final write keeps the status but releases the lease
             # and settles the reservation. If the lease was lost instead, it writes nothing.
@@ -196,11 +199,12 @@ def _run_claimed(claim: Claim, taken_at: float, settings: Settings) -> None:
             tokens.ended()
 
 
-def _spec(claim: Claim, request: ProviderRequest) -> JobSpec:
+def _spec(claim: Claim, request: ProviderRequest, settings: Settings) -> JobSpec:
     if claim.routing is not None:
         models = tuple(claim.routing["chain"])
     else:
         models = model_chain(claim.model, claim.fallbacks)
+    semantic = claim.request.get("semantic_cache")
     if claim.max_cost_usd is not None:
         cap = claim.max_cost_usd
     else:
@@ -212,7 +216,21 @@ def _spec(claim: Claim, request: ProviderRequest) -> JobSpec:
         cache=claim.cache,
         cost_cap=cap,
         spent=claim.cost_usd,
+        semantic=_semantic_cache(claim, semantic["threshold"], settings) if semantic else None,
+        owner=str(claim.user_id),
     )
+
+
+def _semantic_cache(claim: Claim, threshold: float, settings: Settings) -> SemanticCache | None:
+    # The API refuses cache "semantic" without the extra; a worker installed without it runs
+    # the job uncached rather than failing it.
+    if not semantic_backend_installed():
+        log.warning("semantic_cache.backend_missing", extra="promptq[semantic]")
+        return None
+    # Imported here: numpy and the embedding model's modules load only for jobs that ask.
+    from worker.semantic_cache import JobSemanticCache
+
+    return JobSemanticCache(claim.user_id, claim.response_format, threshold, settings)
 
 
 def _last_resort(claim: Claim, outcome: ChainOutcome) -> str | None:
@@ -335,4 +353,5 @@ def _record(attempt: AttemptResult) -> AttemptRecord:
         finished_at=attempt.finished_at,
         backoff_ms=attempt.backoff_ms,
         cached=attempt.cached,
+        similarity=attempt.similarity,
     )

@@ -1,8 +1,9 @@
 """sweep (Celery beat): return jobs whose worker vanished to the backlog, publish again
 dispatched jobs that have no message (a crash between commit and publish, a worker killed
 between fetching a message and claiming its job, or a Redis that lost its data; see
-shared/outbox.py), and count the backlog for admission's queue-depth ceiling. Republishing is
-safe: a claim takes a job once, whatever number of messages it has."""
+shared/outbox.py), count the backlog for admission's queue-depth ceiling, and delete expired
+semantic cache entries. Republishing is safe: a claim takes a job once, whatever number of
+messages it has."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from shared.logging import get_logger
 from shared.queueing import SWEEP_TASK
 from shared.redis_client import get_redis
 from shared.repositories.job_dispatch import backlog_depth, redispatch_lost
+from shared.repositories.semantic_cache import purge_expired
 from shared.repositories.sweeper import expire_leases
 from shared.repositories.webhook_messages import enqueue_job_events
 from shared.settings import get_settings
@@ -59,18 +61,21 @@ def sweep() -> None:
         with one_statement() as session:
             depth = backlog_depth(session)
         set_backlog(get_redis(), depth)
+        with one_statement() as session:
+            purged = purge_expired(session, BATCH)
         if expired.requeued:
             get_dispatcher().wake()
         metrics.sweeper_actions.labels("lease_expired_requeued").inc(len(expired.requeued))
         metrics.sweeper_actions.labels("failed_worker_lost").inc(len(expired.failed))
         metrics.sweeper_actions.labels("republished").inc(len(to_publish))
-        if expired.requeued or expired.failed or to_publish:
+        if expired.requeued or expired.failed or to_publish or purged:
             log.info(
                 "sweep.done",
                 leases_expired=len(expired.requeued),
                 worker_lost=len(expired.failed),
                 republished=len(to_publish),
                 broker_lost=lost_at is not None,
+                semantic_cache_purged=purged,
             )
     finally:
         # A sweep that outlived its lock has nothing left to release.
