@@ -24,6 +24,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     from api.request_scope import register_request_scope
     from api.routes import (
         admin,
+        admin_teams,
+        admin_usage,
         audit,
         batches,
         callback_secret,
@@ -60,6 +62,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         webhooks,
         callback_secret,
         admin,
+        admin_teams,
+        admin_usage,
         audit,
         docs,
         openai_compat,

@@ -3,11 +3,12 @@ committed jobs, dispatched at once when the broker's window has room.
 
 1. Screen in one Redis round trip (api/screening.py): queue depth, the key's rate limits, and
    the window the live workers offer.
-2. One transaction: the INSERTs and the budget hold, the hold last before COMMIT
-   (shared/repositories/budgets.py), so no lock is held longer than that statement and the
-   commit. A single job is one statement (the hold, the INSERT from it, and whether it is
-   dispatched now: shared/repositories/job_dispatch.py): BEGIN, that, COMMIT. An
-   Idempotency-Key repeat finds its first job through the unique index instead.
+2. One transaction: the INSERTs and the budget hold (the user's, and a team member's team's
+   with it), the hold last before COMMIT (shared/repositories/budgets.py), so no lock is held
+   longer than that statement and the commit. A single job is one statement (the holds, the
+   INSERT from them, and whether it is dispatched now: shared/repositories/job_dispatch.py):
+   BEGIN, that, COMMIT. An Idempotency-Key repeat finds its first job through the unique index
+   instead.
 3. Publish what was dispatched (the outbox order: the rows are durable before any worker hears
    of them). A batch fills the window in fair order after its commit, in one statement; what
    does not fit waits in PostgreSQL for the workers' dispatchers (worker/dispatcher.py).
@@ -181,7 +182,7 @@ def admit_batch(
         )
         if also is not None:
             also(session, batch)
-        return batch if reserve(session, key.user_id, amount) else _Refused()
+        return batch if reserve(session, key.user_id, amount, batch.team_id) else _Refused()
 
     batch, window = _admit(key, jobs, write)
     assert isinstance(batch, Batch)

@@ -1,5 +1,5 @@
-"""`promptq`: the admin command line (users, their budgets, fair share, input safety and API
-keys)."""
+"""`promptq`: the admin command line (users, their budgets, team, fair share and input safety;
+teams and their budgets; API keys)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from sqlalchemy.exc import OperationalError
 from api.request_scope import path_id
 from api.schemas.admin import MAX_INT4, MAX_WEIGHT, BudgetUsd, UserCreate
 from api.schemas.keys import KeyCreate
+from api.schemas.teams import TeamCreate
 from promptq.cli import register_user_commands
 from shared.db import transaction
 from shared.errors import PromptqError
@@ -23,6 +24,12 @@ from shared.models import ApiKey
 from shared.money import usd
 from shared.repositories.api_keys import get_key, issue_key, list_keys, revoke_key
 from shared.repositories.audit_log import CLI
+from shared.repositories.teams import (
+    create_team,
+    get_team_by_name,
+    list_teams,
+    set_team_budgets,
+)
 from shared.repositories.users import (
     create_user,
     get_user_by_name,
@@ -30,6 +37,7 @@ from shared.repositories.users import (
     set_budgets,
     set_input_safety,
     set_share,
+    set_team,
 )
 from shared.settings import get_settings
 
@@ -66,6 +74,19 @@ class CapParam(click.ParamType):
 
 def _shown_budget(budget: Decimal | None) -> str:
     return CLEAR if budget is None else usd(budget)
+
+
+def _budget_changes(ctx: click.Context, daily: Any, monthly: Any) -> dict[str, Decimal | None]:
+    """The budgets given on the command line; an option left out keeps its budget, only an
+    explicit value (or "none") changes it."""
+    changes: dict[str, Decimal | None] = {}
+    if ctx.get_parameter_source("daily") == ParameterSource.COMMANDLINE:
+        changes["daily_budget_usd"] = daily
+    if ctx.get_parameter_source("monthly") == ParameterSource.COMMANDLINE:
+        changes["monthly_budget_usd"] = monthly
+    if not changes:
+        raise click.UsageError("Give --daily and/or --monthly.")
+    return changes
 
 
 def _fail(exc: PromptqError) -> click.ClickException:
@@ -145,14 +166,7 @@ def users_list() -> None:
 @click.pass_context
 def users_set_budget(ctx: click.Context, name: str, daily: Any, monthly: Any) -> None:
     """Set the daily and/or monthly budget of user NAME."""
-    changes: dict[str, Decimal | None] = {}
-    # An option left out keeps its budget; only an explicit value (or "none") changes it.
-    if ctx.get_parameter_source("daily") == ParameterSource.COMMANDLINE:
-        changes["daily_budget_usd"] = daily
-    if ctx.get_parameter_source("monthly") == ParameterSource.COMMANDLINE:
-        changes["monthly_budget_usd"] = monthly
-    if not changes:
-        raise click.UsageError("Give --daily and/or --monthly.")
+    changes = _budget_changes(ctx, daily, monthly)
     try:
         with transaction() as session:
             user = set_budgets(session, get_user_by_name(session, name), changes, actor=CLI)
@@ -195,6 +209,77 @@ def users_set_share(
         raise _fail(exc) from None
     cap = CLEAR if user.max_concurrency is None else user.max_concurrency
     click.echo(f"{user.name}: weight {user.weight}, max concurrency {cap}")
+
+
+@users.command("set-team")
+@click.argument("name")
+@click.argument("team")
+def users_set_team(name: str, team: str) -> None:
+    """Put user NAME in team TEAM (a team name), or in none with "none". Only the user's next
+    jobs are held against the new team's budgets."""
+    try:
+        with transaction() as session:
+            user = get_user_by_name(session, name)
+            joined = None if team.strip().lower() == CLEAR else get_team_by_name(session, team)
+            set_team(session, user, None if joined is None else joined.id, actor=CLI)
+    except PromptqError as exc:
+        raise _fail(exc) from None
+    click.echo(f"{user.name}: team {CLEAR if joined is None else joined.name}")
+
+
+@main.group()
+def teams() -> None:
+    """Manage teams: budgets shared by their members, checked with each member's own."""
+
+
+@teams.command("create")
+@click.argument("name")
+@click.option("--daily", type=BudgetParam(), help="USD per UTC day for the whole team.")
+@click.option("--monthly", type=BudgetParam(), help="USD per calendar month for the whole team.")
+def teams_create(name: str, daily: Any, monthly: Any) -> None:
+    """Create a team called NAME and print its id."""
+    checked = _checked(TeamCreate, name=name)
+    try:
+        with transaction() as session:
+            team = create_team(
+                session,
+                checked.name,
+                daily_budget_usd=daily,
+                monthly_budget_usd=monthly,
+                actor=CLI,
+            )
+    except PromptqError as exc:
+        raise _fail(exc) from None
+    click.echo(str(team.id))
+
+
+@teams.command("list")
+def teams_list() -> None:
+    """Print every team: id, name, daily and monthly budget in USD ("none": no ceiling)."""
+    with transaction() as session:
+        everyone = list_teams(session)
+    for team in everyone:
+        daily = _shown_budget(team.daily_budget_usd)
+        monthly = _shown_budget(team.monthly_budget_usd)
+        click.echo(f"{team.id}\t{team.name}\t{daily}\t{monthly}")
+
+
+@teams.command("set-budget")
+@click.argument("name")
+@click.option("--daily", type=BudgetParam(), help='USD per UTC day, or "none" to clear.')
+@click.option("--monthly", type=BudgetParam(), help='USD per calendar month, or "none".')
+@click.pass_context
+def teams_set_budget(ctx: click.Context, name: str, daily: Any, monthly: Any) -> None:
+    """Set the daily and/or monthly budget of team NAME."""
+    changes = _budget_changes(ctx, daily, monthly)
+    try:
+        with transaction() as session:
+            team = set_team_budgets(session, get_team_by_name(session, name), changes, actor=CLI)
+    except PromptqError as exc:
+        raise _fail(exc) from None
+    daily_out = _shown_budget(team.daily_budget_usd)
+    monthly_out = _shown_budget(team.monthly_budget_usd)
+    click.echo(f"{team.name}: daily {daily_out}, monthly {monthly_out}")
 
 
 def _on_off(value: bool) -> str:

@@ -57,6 +57,7 @@ def new_job(body: JobCreate, settings: Settings, key: CallerKey) -> NewJob:
         "callback_url": body.callback_url,
         "max_cost_usd": body.max_cost_usd,
         "cache": body.cache is True,
+        "tags": body.tags,
         "reserved_usd": reserved,
         "request_id": request_id(),
         **safety,

@@ -98,6 +98,7 @@ class JobOut(BaseModel):
     usage: Usage
     cost_usd: str = Field(description="Decimal dollars, as a string so no precision is lost.")
     metadata: dict[str, Any]
+    tags: list[str] = Field(description="The labels the job was submitted with.")
     batch_id: str | None
     custom_id: str | None
     created_at: datetime
@@ -130,6 +131,7 @@ class JobOut(BaseModel):
             usage=Usage.of(job.input_tokens, job.output_tokens),
             cost_usd=usd(job.cost_usd),
             metadata=job.meta,
+            tags=list(job.tags or ()),
             batch_id=None if job.batch_id is None else str(job.batch_id),
             custom_id=job.custom_id,
             created_at=job.created_at,

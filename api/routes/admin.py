@@ -1,10 +1,14 @@
-"""The operator's admin API under /v1/admin: users, their budgets, fair share and keys.
+"""The operator's admin API under /v1/admin: users, their budgets, team, fair share and keys
+(teams themselves: api/routes/admin_teams.py).
 
 Every route needs the operator's ADMIN_API_KEY: api.auth.require_admin runs before each one."""
 
 from __future__ import annotations
 
+import uuid
+
 from flask import Blueprint, Response, jsonify
+from sqlalchemy.orm import Session
 
 from api import openapi
 from api.auth import forget_key, require_admin
@@ -20,9 +24,11 @@ from api.schemas.admin import (
     UserUpdate,
 )
 from api.schemas.keys import KeyCreated, KeyList, KeyOut
-from shared.models import ApiKey, User
+from shared.errors import NotFoundError, ValidationError
+from shared.models import ApiKey, Team, User
 from shared.repositories.api_keys import get_key, issue_key, list_keys, revoke_key, update_key
 from shared.repositories.audit_log import ADMIN
+from shared.repositories.teams import get_team
 from shared.repositories.users import (
     BUDGET_FIELDS,
     INPUT_SAFETY_FIELDS,
@@ -33,6 +39,7 @@ from shared.repositories.users import (
     set_budgets,
     set_input_safety,
     set_share,
+    set_team,
 )
 from shared.settings import get_settings
 
@@ -97,17 +104,31 @@ def get_user_route(user_id: str) -> Response:
     return _user_json(get_user(db(), path_id(user_id, "user")))
 
 
+def _team(session: Session, team_id: uuid.UUID | None) -> Team | None:
+    """The team a PATCH names; an unknown one is a 422 naming team_id."""
+    try:
+        return None if team_id is None else get_team(session, team_id)
+    except NotFoundError as exc:
+        problem = f"{exc.message} (GET /v1/admin/teams lists the teams)"
+        raise ValidationError(
+            f"Invalid request: team_id: {problem}",
+            details=[{"field": "team_id", "problem": problem}],
+        ) from None
+
+
 @bp.patch("/users/<user_id>")
 @openapi.operation(
-    summary="Set a user's budgets, weight, concurrency cap and input safety",
+    summary="Set a user's budgets, team, weight, concurrency cap and input safety",
     request=UserUpdate,
     responses={200: UserOut},
     auth="admin",
     tags=TAGS,
 )
 def update_user_route(user_id: str) -> Response:
-    """A budget or max_concurrency given as null is cleared (no ceiling, no cap); a field left
-    out is kept. weight and the input-safety booleans cannot be null."""
+    """A budget, max_concurrency or team_id given as null is cleared (no ceiling, no cap, no
+    team); a field left out is kept. weight and the input-safety booleans cannot be null. A new
+    team_id holds the user's next jobs against that team's budgets; jobs already admitted stay
+    their old team's."""
     session = db()
     user = get_user(session, path_id(user_id, "user"))
     changes = parse_body(UserUpdate).changes()
@@ -118,6 +139,9 @@ def update_user_route(user_id: str) -> Response:
         set_budgets(session, user, budgets, actor=ADMIN)
     if share:
         set_share(session, user, share, actor=ADMIN)
+    if "team_id" in changes:
+        team = _team(session, changes["team_id"])
+        set_team(session, user, None if team is None else team.id, actor=ADMIN)
     stale_keys: list[str] = []
     if safety:
         stale_keys = set_input_safety(

@@ -103,6 +103,7 @@ def list_own_jobs() -> Response:
         model=query.model,
         created_after=query.created_after,
         created_before=query.created_before,
+        tag=query.tag,
     )
     rows = list_jobs(db(), user_id, filters, after, query.limit + 1)
     page = rows[: query.limit]

@@ -1,5 +1,5 @@
 """Request and response models of the operator's admin API, /v1/admin (pydantic): users, their
-budgets and fair share, and the limits of their keys (a key itself is answered as keys.py's
+budgets, team and fair share, and the limits of their keys (a key itself is answered as keys.py's
 KeyOut)."""
 
 from __future__ import annotations
@@ -83,6 +83,11 @@ class UserUpdate(PatchModel):
         description="At most this many of the user's jobs dispatched or running at once, across "
         "all workers; null: no cap.",
     )
+    team_id: uuid.UUID | None = Field(
+        default=None,
+        description="The team (from /v1/admin/teams) whose budgets are checked with the user's "
+        "own from the next job on; null: in no team.",
+    )
     scrub_pii: bool = Field(
         default=None,
         description="Scrub PII from every prompt of the user before it reaches a provider "
@@ -120,6 +125,7 @@ class UserOut(RowModel):
     max_concurrency: int | None = Field(
         description="Cap on the user's dispatched, unfinished jobs; null: none."
     )
+    team_id: uuid.UUID | None = Field(description="The user's team; null: none.")
     scrub_pii: bool = Field(description="Every prompt of the user is PII-scrubbed.")
     restore_pii: bool = Field(description="Every answer of the user is PII-restored.")
     keep_original_prompts: bool = Field(description="Stored jobs keep the original prompt.")

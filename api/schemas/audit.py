@@ -18,6 +18,9 @@ AuditAction = Literal[
     "user.budget_changed",
     "user.share_changed",
     "user.input_safety_changed",
+    "user.team_changed",
+    "team.created",
+    "team.budget_changed",
     "user.callback_secret_rotated",
     "key.issued",
     "key.updated",
@@ -27,7 +30,7 @@ AuditAction = Literal[
     "webhook_endpoint.updated",
     "webhook_endpoint.deleted",
 ]
-TargetType = Literal["user", "api_key", "webhook_endpoint"]
+TargetType = Literal["user", "api_key", "webhook_endpoint", "team"]
 
 
 class AuditQuery(CursorQuery):
@@ -55,7 +58,9 @@ class AuditEventOut(RowModel):
     action: AuditAction
     target_type: TargetType
     target_id: uuid.UUID
-    user_id: uuid.UUID = Field(description="The user the target is or belongs to.")
+    user_id: uuid.UUID | None = Field(
+        description="The user the target is or belongs to; null for a team."
+    )
     changes: dict[str, dict[str, Any]] = Field(
         description='Each field the action changed: {"<field>": {"before": ..., "after": ...}} '
         "(before is null for what the action created). Dollars are decimal strings, times "

@@ -32,6 +32,17 @@ from shared.pricing import PRICE_TABLE, model_chain, price_for
 from shared.settings import get_settings
 
 MAX_FALLBACKS = 5
+MAX_TAGS = 10
+TAG_PATTERN = r"^[A-Za-z0-9_.:-]+$"
+Tag = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=TAG_PATTERN,
+        description="Letters, digits and _ . : - (1 to 64 characters).",
+    ),
+]
 MAX_FALLBACK_RESPONSE_CHARS = 10_000
 # A semantic cache hit needs at least this cosine similarity unless the job sets its own.
 DEFAULT_CACHE_THRESHOLD = 0.95
@@ -139,6 +150,13 @@ class JobCreate(StrictModel):
         description="Relay the model's tokens while the job runs, at GET /v1/jobs/<id>/stream "
         "(Server-Sent Events).",
     )
+    tags: list[Tag] = Field(
+        default_factory=list,
+        max_length=MAX_TAGS,
+        json_schema_extra={"uniqueItems": True},
+        description=f"Up to {MAX_TAGS} distinct labels to attribute the job's cost by "
+        "(GET /v1/usage?group_by=tag) and to filter GET /v1/jobs by (?tag=).",
+    )
     scrub_pii: bool = Field(
         default=False,
         description="Replace emails, phone numbers, card numbers, IBANs, SSNs, IP addresses and "
@@ -207,6 +225,14 @@ class JobCreate(StrictModel):
             raise ValueError("fallbacks must differ from each other")
         return fallbacks
 
+    @field_validator("tags")
+    @classmethod
+    def _distinct_tags(cls, tags: list[str]) -> list[str]:
+        repeated = sorted({tag for tag in tags if tags.count(tag) > 1})
+        if repeated:
+            raise ValueError(f"tags must differ from each other; repeated: {repeated}")
+        return tags
+
     @field_validator("routing_policy")
     @classmethod
     def _only_when_auto(cls, policy: str | None, info: ValidationInfo) -> str | None:
@@ -267,6 +293,7 @@ class JobListQuery(CursorQuery):
     model: str | None = Field(default=None, min_length=1, max_length=100, pattern=NO_NUL)
     created_after: Rfc3339Datetime | None = None
     created_before: Rfc3339Datetime | None = None
+    tag: Tag | None = Field(default=None, description="Only jobs carrying this tag.")
 
 
 class JobGetQuery(StrictModel):

@@ -10,7 +10,8 @@ from shared.models.file import File
 from shared.models.job import FINAL_STATUSES, Job, JobStatus, Priority
 from shared.models.openai_batch import OpenAIBatch
 from shared.models.semantic_cache import SemanticCacheEntry
-from shared.models.spend import SpendCounter
+from shared.models.spend import SpendCounter, TeamSpendCounter
+from shared.models.team import Team
 from shared.models.usage import UsageRecord
 from shared.models.user import User
 from shared.models.webhook_endpoint import WebhookEndpoint
@@ -42,6 +43,8 @@ __all__ = [
     "Priority",
     "SemanticCacheEntry",
     "SpendCounter",
+    "Team",
+    "TeamSpendCounter",
     "UsageRecord",
     "User",
     "WebhookAttempt",

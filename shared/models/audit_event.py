@@ -1,7 +1,7 @@
-"""The audit log: one row per admin or key action (a user created, a budget or fair share
-changed, a key issued, changed or revoked, a signing secret rotated), written in the action's
-own transaction. A row says who acted, on what, and which fields changed from what to what; it
-never holds a secret, a key or a hash of one."""
+"""The audit log: one row per admin or key action (a user or team created, a budget, fair
+share or team changed, a key issued, changed or revoked, a signing secret rotated), written in
+the action's own transaction. A row says who acted, on what, and which fields changed from what
+to what; it never holds a secret, a key or a hash of one."""
 
 from __future__ import annotations
 
@@ -34,8 +34,9 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(50), nullable=False)
     target_type: Mapped[str] = mapped_column(String(30), nullable=False)
     target_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
-    # The user the target is or belongs to. No foreign key: the log outlives what it describes.
-    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
+    # The user the target is or belongs to (NULL: a team, which belongs to none). No foreign key:
+    # the log outlives what it describes.
+    user_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     # {field: {"before": ..., "after": ...}} for each field the action changed.
     changes: Mapped[dict[str, Any]] = mapped_column(
         JSONB, nullable=False, server_default=text("'{}'::jsonb")

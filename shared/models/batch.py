@@ -57,6 +57,9 @@ class Batch(Base):
     user_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), index=True, nullable=False
     )
+    # The owner's team when the batch was admitted, whose budgets hold its jobs (each job's
+    # team_id is this); NULL: no team.
+    team_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
     total: Mapped[int] = mapped_column(Integer, nullable=False)
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, nullable=False, default=dict)
     status: Mapped[str] = mapped_column(

@@ -22,7 +22,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.models.base import Base, Money, created_at_column
@@ -122,9 +122,18 @@ class Job(Base):
     response_format: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     callback_url: Mapped[str | None] = mapped_column(String(2048))
     max_cost_usd: Mapped[Decimal | None] = mapped_column(Money)
-    # Worst-case cost held against the user's budgets until the job settles (then 0).
+    # Worst-case cost held against the user's budgets (and its team's) until the job settles
+    # (then 0).
     reserved_usd: Mapped[Decimal] = mapped_column(
         Money, nullable=False, default=Decimal(0), server_default=text("0")
+    )
+    # The team whose budgets held this job at admission (its owner's team then): settlement and
+    # usage by team follow it, even if the owner changes team meanwhile. NULL: no team.
+    team_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
+    # The caller's labels for cost attribution (GET /v1/usage?group_by=tag), distinct. No
+    # Python default: an INSERT from a SELECT (the admission's) would bind it as NULL.
+    tags: Mapped[list[str]] = mapped_column(
+        ARRAY(Text), nullable=False, server_default=text("'{}'")
     )
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     # SHA-256 of the canonical request body, to tell a true repeat from a reused key.

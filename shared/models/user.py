@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Boolean, CheckConstraint, DateTime, Integer, String, Uuid, text
+from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Integer, String, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.models.base import Base, Money, created_at_column
@@ -47,6 +47,8 @@ class User(Base):
         Integer, nullable=False, default=1, server_default=text("1")
     )
     max_concurrency: Mapped[int | None] = mapped_column(Integer)
+    # The team whose budgets are checked with the user's own (at most one); NULL: none.
+    team_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
     # Input safety (README: "Input safety"), set by the operator and read with the user's key:
     # every job of the user is PII-scrubbed (and its answer restored); the stored job keeps the
     # original prompt only with keep_original_prompts; injection screening flags or rejects.

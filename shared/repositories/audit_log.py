@@ -40,6 +40,9 @@ USER_CREATED = "user.created"
 BUDGET_CHANGED = "user.budget_changed"
 SHARE_CHANGED = "user.share_changed"
 INPUT_SAFETY_CHANGED = "user.input_safety_changed"
+TEAM_CHANGED = "user.team_changed"
+TEAM_CREATED = "team.created"
+TEAM_BUDGET_CHANGED = "team.budget_changed"
 CALLBACK_SECRET_ROTATED = "user.callback_secret_rotated"
 KEY_ISSUED = "key.issued"
 KEY_UPDATED = "key.updated"
@@ -53,6 +56,9 @@ ACTIONS: tuple[str, ...] = (
     BUDGET_CHANGED,
     SHARE_CHANGED,
     INPUT_SAFETY_CHANGED,
+    TEAM_CHANGED,
+    TEAM_CREATED,
+    TEAM_BUDGET_CHANGED,
     CALLBACK_SECRET_ROTATED,
     KEY_ISSUED,
     KEY_UPDATED,
@@ -62,7 +68,7 @@ ACTIONS: tuple[str, ...] = (
     WEBHOOK_UPDATED,
     WEBHOOK_DELETED,
 )
-TARGET_TYPES: tuple[str, ...] = ("user", "api_key", "webhook_endpoint")
+TARGET_TYPES: tuple[str, ...] = ("user", "api_key", "webhook_endpoint", "team")
 
 
 def by_key(key_id: uuid.UUID) -> Actor:
@@ -118,7 +124,7 @@ def record(
     *,
     target_type: str,
     target_id: uuid.UUID,
-    user_id: uuid.UUID,
+    user_id: uuid.UUID | None,
     changes: Mapping[str, dict[str, Any]],
 ) -> AuditEvent:
     """Add the row for an action to the caller's transaction (it commits with the action)."""

@@ -21,6 +21,7 @@ from shared.models import (
     BatchStatus,
     Job,
     JobStatus,
+    User,
 )
 from shared.repositories.intervals import seconds
 from shared.repositories.jobs import cancel_jobs
@@ -40,24 +41,36 @@ def create_batch(
     origin: BatchOrigin = BatchOrigin.PROMPTQ,
 ) -> Batch:
     """Insert the batch (expiring `window_s` from now, created through the API `origin`) and
-    all its jobs as `queued`; commit before publishing any of them.
+    all its jobs as `queued`; commit before publishing any of them. The batch and its jobs
+    belong to the user's team as the batch's INSERT reads it: hold their reservations against
+    that team (budgets.reserve with the batch's team_id).
 
     `jobs` are Job column values, each with its own `id`. They go in as one multi-row INSERT
     (SQLAlchemy's insertmanyvalues), not one statement per job.
     """
-    batch = Batch(
-        user_id=user_id,
-        total=len(jobs),
-        meta=meta,
-        origin=origin,
-        expires_at=func.now() + seconds(window_s),
-    )
-    session.add(batch)
-    session.flush()
+    # An INSERT ... RETURNING the row: the team it read comes back without a SELECT of its own.
+    batch = session.scalars(
+        insert(Batch)
+        .values(
+            user_id=user_id,
+            team_id=select(User.team_id).where(User.id == user_id).scalar_subquery(),
+            total=len(jobs),
+            meta=meta,
+            origin=origin,
+            expires_at=func.now() + seconds(window_s),
+        )
+        .returning(Batch)
+    ).one()
     session.execute(
         insert(Job),
         [
-            {**job, "user_id": user_id, "batch_id": batch.id, "status": JobStatus.QUEUED}
+            {
+                **job,
+                "user_id": user_id,
+                "team_id": batch.team_id,
+                "batch_id": batch.id,
+                "status": JobStatus.QUEUED,
+            }
             for job in jobs
         ],
     )

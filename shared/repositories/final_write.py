@@ -2,7 +2,8 @@
 the lease, the job is still running, and no webhook waits on it (no callback URL, no enabled
 endpoint of its owner).
 
-Its data-modifying CTEs lock and finish the job, settle the owner's spend counters, and add the
+Its data-modifying CTEs lock and finish the job, settle the owner's spend counters (and then the
+counters of the team that held the job, if any: no row for a job without one), and add the
 final attempt and its usage row; PostgreSQL runs them as one atomic statement, so one round trip
 does what took seven (BEGIN, five statements, COMMIT). With budget alerts configured, a further CTE
 records the budget fractions the charge crossed (budget_alerts.py): nobody is told, as no
@@ -27,7 +28,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 from sqlalchemy.types import String, Uuid
 
-from shared.models import Job, JobAttempt, JobStatus, SpendCounter, UsageRecord
+from shared.models import Job, JobAttempt, JobStatus, SpendCounter, TeamSpendCounter, UsageRecord
 from shared.models.base import Money
 from shared.repositories.attempts import AttemptRecord, attempt_row
 from shared.repositories.budget_alerts import fractions_param, recorded
@@ -38,6 +39,7 @@ _jobs = Job.__table__
 _attempts = JobAttempt.__table__
 _usage = UsageRecord.__table__
 _counters = SpendCounter.__table__
+_team_counters = TeamSpendCounter.__table__
 _USAGE_COLUMNS = [
     *("id", "user_id", "job_id", "attempt_id", "provider", "model"),
     *("input_tokens", "output_tokens", "cost_usd"),
@@ -46,7 +48,7 @@ _USAGE_COLUMNS = [
 
 def _statement(alerting: bool) -> Select[tuple[int]]:
     held = (
-        select(_jobs.c.id, _jobs.c.user_id, _jobs.c.reserved_usd.label("released"))
+        select(_jobs.c.id, _jobs.c.user_id, _jobs.c.team_id, _jobs.c.reserved_usd.label("released"))
         .where(
             _jobs.c.id == bindparam("job_id", type_=Uuid),
             _jobs.c.lease_token == bindparam("token", type_=Uuid),
@@ -73,7 +75,7 @@ def _statement(alerting: bool) -> Select[tuple[int]]:
             lease_expires_at=None,
             pii_vault=None,
         )
-        .returning(_jobs.c.id, held.c.user_id, held.c.released)
+        .returning(_jobs.c.id, held.c.user_id, held.c.team_id, held.c.released)
         .cte("done")
     )
     charge = (
@@ -81,15 +83,27 @@ def _statement(alerting: bool) -> Select[tuple[int]]:
         .where(_counters.c.user_id == done.c.user_id)
         .values(held_usd=_counters.c.held_usd - done.c.released, **spent_plus(cost))
     )
+    # What the team's settlement reads; with alerts, what their detection reads too.
+    returned = [done.c.team_id, done.c.released]
     if alerting:
-        charge = charge.returning(
+        returned += [
             _counters.c.user_id,
             _counters.c.day,
             _counters.c.day_spent_usd,
             _counters.c.month,
             _counters.c.month_spent_usd,
+        ]
+    settled = charge.returning(*returned).cte("settled")
+    # From the user's settlement, so the user's counter is locked first, as everywhere.
+    team_settled = (
+        update(_team_counters)
+        .where(_team_counters.c.team_id == settled.c.team_id)
+        .values(
+            held_usd=_team_counters.c.held_usd - settled.c.released,
+            **spent_plus(cost, TeamSpendCounter),
         )
-    settled = charge.cte("settled")
+        .cte("team_settled")
+    )
     number = (
         select(func.coalesce(func.max(_attempts.c.number), 0) + 1)
         .where(_attempts.c.job_id == done.c.id)
@@ -127,7 +141,9 @@ def _statement(alerting: bool) -> Select[tuple[int]]:
         )
         .cte("usage")
     )
-    statement = select(func.count()).select_from(done).add_cte(settled, attempt, usage)
+    statement = (
+        select(func.count()).select_from(done).add_cte(settled, team_settled, attempt, usage)
+    )
     return statement.add_cte(recorded(settled, cost)) if alerting else statement
 
 

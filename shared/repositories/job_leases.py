@@ -63,6 +63,8 @@ class Claim:
     age_s: float = 0.0
     # A `model: "auto"` job's routing (its chain), None for a job that named its model.
     routing: dict[str, Any] | None = None
+    # The team whose budgets hold the job (its settlement moves that team's counter too).
+    team_id: uuid.UUID | None = None
 
 
 def watched() -> ColumnElement[bool]:
@@ -118,6 +120,7 @@ def _claim_statement() -> Update:
             jobs.c.request_id,
             func.extract("epoch", func.now() - jobs.c.created_at).label("age_s"),
             jobs.c.routing,
+            jobs.c.team_id,
         )
     )
 
@@ -160,6 +163,7 @@ def claim_job(session: Session, job_id: uuid.UUID, lease_s: int) -> Claim | None
         request_id=row.request_id,
         age_s=float(row.age_s),
         routing=row.routing,
+        team_id=row.team_id,
     )
 
 
@@ -240,6 +244,7 @@ def finish_job(
                 claim.user_id,
                 released=released,
                 cost=outcome.cost_usd,
+                team_id=job.team_id,
                 alert_fractions=alert_fractions,
             )
             return Finished(job, was, alerts)
@@ -269,10 +274,15 @@ def add_charge(
     *,
     alert_fractions: Sequence[Decimal] = (),
 ) -> list[Alert]:
-    """Add a billed attempt's usage to the job's totals and the user's spend (in the
-    attempt's transaction); the budget alerts the charge recorded."""
+    """Add a billed attempt's usage to the job's totals and the spend of the user and its team
+    (in the attempt's transaction); the budget alerts the charge recorded."""
     alerts = settle(
-        session, claim.user_id, released=Decimal(0), cost=cost, alert_fractions=alert_fractions
+        session,
+        claim.user_id,
+        released=Decimal(0),
+        cost=cost,
+        team_id=claim.team_id,
+        alert_fractions=alert_fractions,
     )
     session.execute(
         update(Job)

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Uuid,
     bindparam,
     case,
+    exists,
     func,
     inspect,
     literal,
@@ -34,7 +35,7 @@ from shared.dispatch_window import UNBOUNDED
 from shared.errors import JobNotCancellableError, NotFoundError
 from shared.models import Job, JobAttempt, JobStatus
 from shared.models.base import Money
-from shared.repositories.budgets import hold, release
+from shared.repositories.budgets import hold, release, team_hold
 from shared.repositories.job_dispatch import admission_params, dispatched_at_admission
 
 # Job attribute name -> column (`meta` is the column `metadata`), and the attributes whose
@@ -51,14 +52,16 @@ def insert_held_job(
     session: Session, values: dict[str, Any], amount: Decimal, window: int | None = None
 ) -> Job | None:
     """INSERT one queued job (Job attribute values; a new id unless one is given), holding its
-    worst case `amount` against the user's budgets in the same statement (a data-modifying
-    WITH: the hold, then the INSERT from its row), and return the row as written (a Job outside
-    the session: changing it changes nothing in the database). Given the broker's `window`, the
+    worst case `amount` against the user's budgets and, for a team member, the team's, in the
+    same statement (data-modifying WITHs: the user's hold, the team's from its row, then the
+    INSERT, its team_id the user's team), and return the row as written (a Job outside the
+    session: changing it changes nothing in the database). Given the broker's `window`, the
     same statement dispatches the job when it may go at once (its `dispatched_at` is then set:
     the caller publishes it after the commit), always when the window is off (UNBOUNDED);
     without, it waits in the backlog. None when the
     hold does not fit or the user already has a job with its Idempotency-Key; the caller tells
     the two apart and rolls back, since the hold may have been made."""
+    assert "team_id" not in values, "the hold decides the job's team"
     row = {"id": uuid.uuid4(), **values, "status": JobStatus.QUEUED}
     # An INSERT from a SELECT gets no column defaults from SQLAlchemy: add the constant ones.
     for name, default in _CONSTANT_DEFAULTS:
@@ -92,23 +95,31 @@ class _Dispatch(enum.Enum):
 def _insert_statement(names: tuple[str, ...], idempotent: bool, dispatch: _Dispatch) -> Insert:
     """The admission INSERT for a job with these attributes set, built once per shape: building
     it per request was half of the API's CPU per accepted job."""
-    held = hold(bindparam("held_user_id", type_=Uuid), bindparam("held_amount", type_=Money)).cte(
-        "held"
-    )
+    amount = bindparam("held_amount", type_=Money)
+    held = hold(bindparam("held_user_id", type_=Uuid), amount).cte("held")
+    # For a user without a team it matches no row: the same statement, no row more touched.
+    team_held = team_hold(held, amount).cte("team_held")
     columns = [_COLUMN_OF[name] for name in names]
     bound: list[ColumnElement[Any]] = [
         bindparam(f"v_{n}", type_=_bind_type(c)) for n, c in zip(names, columns, strict=True)
     ]
+    columns.append(_COLUMN_OF["team_id"])
+    bound.append(held.c.team_id)
     if dispatch is not _Dispatch.NEVER:
         columns.append(_COLUMN_OF["dispatched_at"])
         bound.append(dispatched_at_admission() if dispatch is _Dispatch.IF_ROOM else func.now())
-    chosen = select(*bound).select_from(held)
+    # No row unless the user's hold fits and, for a team member, the team's too.
+    chosen = (
+        select(*bound)
+        .select_from(held)
+        .where(held.c.team_id.is_(None) | exists(select(team_held.c.team_id)))
+    )
     # Core, not the ORM: its per-execution work for an INSERT returning an entity cost more
     # than the statement.
     statement = (
         insert(Job.__table__)
         .from_select(columns, chosen)
-        .add_cte(held)
+        .add_cte(held, team_held)
         .returning(*_COLUMN_OF.values())
     )
     if idempotent:
@@ -176,14 +187,17 @@ def cancel_jobs(
     worker is already billing a call, so its final write settles the reservation (and leaves
     the status cancelled)."""
     rows = session.execute(
-        select(Job.id, Job.user_id, Job.status, Job.reserved_usd)
+        select(Job.id, Job.user_id, Job.team_id, Job.status, Job.reserved_usd)
         .where(which, Job.status.in_((JobStatus.QUEUED, JobStatus.RUNNING)))
         .order_by(Job.id)
         .with_for_update()
     ).all()
     if not rows:
         return []
-    release(session, [(r.user_id, r.reserved_usd) for r in rows if r.status == JobStatus.QUEUED])
+    release(
+        session,
+        [(r.user_id, r.team_id, r.reserved_usd) for r in rows if r.status == JobStatus.QUEUED],
+    )
     ids = [r.id for r in rows]
     session.execute(
         update(Job)
@@ -208,6 +222,7 @@ class JobFilter:
     model: str | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
+    tag: str | None = None
 
 
 def list_jobs(
@@ -231,6 +246,8 @@ def list_jobs(
         query = query.where(Job.created_at > filters.created_after)
     if filters.created_before is not None:
         query = query.where(Job.created_at < filters.created_before)
+    if filters.tag is not None:
+        query = query.where(Job.tags.contains([filters.tag]))
     if after is not None:
         query = query.where(
             tuple_(Job.created_at, Job.id) < tuple_(literal(after[0]), literal(after[1]))

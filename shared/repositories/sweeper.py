@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
 from shared.models import Job, JobStatus
-from shared.repositories.budgets import release
+from shared.repositories.budgets import Hold, release
 
 WORKER_LOST = {
     "code": "worker_lost",
@@ -26,10 +26,11 @@ class ExpiredLeases:
 
 
 def _release_expired(
-    session: Session, where: ColumnElement[bool], values: dict[str, object]
+    session: Session, where: ColumnElement[bool], values: dict[str, object], holds: list[Hold]
 ) -> list[uuid.UUID]:
-    """Apply `values` (reserved_usd set to 0 among them) to the jobs matching `where`, and end
-    the reservations they held; the ids changed."""
+    """Apply `values` (reserved_usd set to 0 among them) to the jobs matching `where`, adding
+    the reservations they held to `holds` (for one release at the end, so the counters are
+    locked in the one order); the ids changed."""
     old = (
         select(Job.id, Job.reserved_usd.label("released")).where(where).with_for_update().subquery()
     )
@@ -37,10 +38,10 @@ def _release_expired(
         update(Job)
         .where(Job.id == old.c.id)
         .values(**values, reserved_usd=Decimal(0))
-        .returning(Job.id, Job.user_id, old.c.released)
+        .returning(Job.id, Job.user_id, Job.team_id, old.c.released)
         .execution_options(synchronize_session=False)
     ).all()
-    release(session, [(row.user_id, row.released) for row in rows if row.released])
+    holds += [(row.user_id, row.team_id, row.released) for row in rows if row.released]
     return [row.id for row in rows]
 
 
@@ -49,6 +50,7 @@ def expire_leases(session: Session, max_deliveries: int) -> ExpiredLeases:
     `max_deliveries` times fail as worker_lost instead (no endless poison loop). Cancelled jobs
     whose worker vanished mid-call release their lease and reservation."""
     expired = (Job.status == JobStatus.RUNNING) & (Job.lease_expires_at < func.now())
+    holds: list[Hold] = []
     failed = _release_expired(
         session,
         expired & (Job.deliveries >= max_deliveries),
@@ -61,6 +63,7 @@ def expire_leases(session: Session, max_deliveries: int) -> ExpiredLeases:
             # A final state: the sealed PII mapping is needed no more (as in the final write).
             "pii_vault": None,
         },
+        holds,
     )
     # A job cancelled while it ran keeps its status; if its worker vanished, nobody else would
     # ever release its lease and its budget reservation.
@@ -68,7 +71,9 @@ def expire_leases(session: Session, max_deliveries: int) -> ExpiredLeases:
         session,
         (Job.status == JobStatus.CANCELLED) & (Job.lease_expires_at < func.now()),
         {"lease_token": None, "lease_expires_at": None},
+        holds,
     )
+    release(session, holds)
     requeued = session.scalars(
         update(Job)
         .where(expired)

@@ -24,6 +24,7 @@ from shared.webhook_secrets import new_webhook_secret
 
 BUDGET_FIELDS = frozenset({"daily_budget_usd", "monthly_budget_usd"})
 SHARE_FIELDS = frozenset({"weight", "max_concurrency"})
+TEAM_FIELDS = frozenset({"team_id"})
 # What the audit log records of a new user (never its callback secret).
 _CREATED_FIELDS = ("name", "daily_budget_usd", "monthly_budget_usd", "weight", "max_concurrency")
 _ROTATION_FIELDS = ("callback_previous_secret_expires_at",)
@@ -110,6 +111,13 @@ def set_share(
     if changes.get("weight", 1) is None:
         raise ValueError("weight cannot be cleared")
     return _set(session, user, changes, SHARE_FIELDS, audit_log.SHARE_CHANGED, actor)
+
+
+def set_team(session: Session, user: User, team_id: uuid.UUID | None, *, actor: Actor) -> User:
+    """Put the user in the team `team_id` (None: in no team). Only admissions from now on are
+    held against the new team: a job already admitted stays its old team's until it settles.
+    Audited when the team changes."""
+    return _set(session, user, {"team_id": team_id}, TEAM_FIELDS, audit_log.TEAM_CHANGED, actor)
 
 
 def _set(

@@ -3,6 +3,7 @@ first), its test client, a user with a key, and services that are away."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -52,3 +53,15 @@ def broker_unreachable(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.undo()
     get_settings.cache_clear()
     get_redis.cache_clear()
+
+
+@pytest.fixture
+def admin_auth(clean: Services, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """The admin API enabled with a fresh ADMIN_API_KEY; yields the admin's Authorization
+    header."""
+    key = "admin-" + uuid.uuid4().hex
+    monkeypatch.setenv("ADMIN_API_KEY", key)
+    get_settings.cache_clear()
+    yield {"Authorization": f"Bearer {key}"}
+    # The next get_settings() reads the environment monkeypatch restores after this fixture.
+    get_settings.cache_clear()

@@ -76,6 +76,23 @@ def test_set_budget(clean: Services) -> None:
         assert str(user.monthly_budget_usd) == "40.0000000001"
 
 
+def test_teams_and_set_team(clean: Services) -> None:
+    """`teams create` prints the id, `teams set-budget` shows the exact budgets, `users
+    set-team` puts a user in a team and "none" takes them out; an unknown team fails cleanly."""
+    _ok(clean, "users", "create", "alice")
+    team_id = _ok(clean, "teams", "create", "eng", "--daily", "10")
+    assert _ok(clean, "teams", "set-budget", "eng", "--monthly", "200.5") == (
+        "eng: daily 10, monthly 200.5"
+    )
+    assert _ok(clean, "users", "set-team", "alice", "eng") == "alice: team eng"
+    with transaction() as session:
+        user = session.scalars(select(User).where(User.name == "alice")).one()
+        assert str(user.team_id) == team_id
+    assert _ok(clean, "users", "set-team", "alice", "none") == "alice: team none"
+    done = _run(clean, "users", "set-team", "alice", "nobody")
+    assert (done.returncode, done.stderr.strip()) == (1, "Error: No team named 'nobody'.")
+
+
 def test_set_share(clean: Services) -> None:
     """`users set-share` sets weight and cap and prints both, keeps an omitted one, and
     `--max-concurrency none` clears the cap."""
