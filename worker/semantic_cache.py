@@ -4,8 +4,10 @@ process's index of sign codes.
 The job's question is embedded once, at its first lookup, and reused for every model of its
 chain and for storing the answer. A lookup brings the scope's index up to date (one statement:
 the entries it does not hold yet), ranks the scope by sign code in memory, and reads the best
-few candidates' embeddings and answers (one statement) to score them exactly. A database outage
-during a lookup or a store costs the job its saving, never its answer: the call goes ahead.
+few candidates' embeddings and answers (one statement) to score them exactly. Any failure of a
+lookup or a store (a database outage, an answer PostgreSQL cannot store, the embedder, an entry
+of an older shape) costs the job its saving, never its answer: the call goes ahead, and a paid
+answer is never lost for want of a cache entry.
 """
 
 from __future__ import annotations
@@ -49,8 +51,10 @@ class JobSemanticCache:
         response_format: dict[str, Any] | None,
         threshold: float,
         settings: Settings,
+        scrubbed: bool = False,
     ) -> None:
         self._user_id = user_id
+        self._scrubbed = scrubbed
         self._response_format = response_format
         self._threshold = threshold
         self._settings = settings
@@ -58,7 +62,9 @@ class JobSemanticCache:
 
     def _question(self, request: ProviderRequest) -> tuple[Question, Vector] | None:
         embedder = get_embedder()
-        asked = question(self._user_id, request, self._response_format, embedder.model_id)
+        asked = question(
+            self._user_id, request, self._response_format, embedder.model_id, self._scrubbed
+        )
         if asked is None:
             return None
         vector = self._vectors.get(asked.text)
@@ -67,16 +73,14 @@ class JobSemanticCache:
         return asked, vector
 
     def lookup(self, request: ProviderRequest) -> SemanticHit | None:
-        found = self._question(request)
-        if found is None:
-            return None
-        asked, vector = found
         try:
+            found = self._question(request)
+            if found is None:
+                return None
+            asked, vector = found
             return self._best(asked.scope, vector)
         except Exception as exc:
-            if not is_database_outage(exc):
-                raise
-            log.warning("semantic_cache.lookup_unavailable", error=repr(exc))
+            _log_failure("semantic_cache.lookup_failed", exc)
             return None
 
     def _best(self, scope: bytes, vector: Vector) -> SemanticHit | None:
@@ -109,11 +113,11 @@ class JobSemanticCache:
         return SemanticHit(best.response, round(best.similarity, 4))
 
     def store(self, request: ProviderRequest, response: ProviderResponse) -> None:
-        found = self._question(request)
-        if found is None:
-            return
-        asked, vector = found
         try:
+            found = self._question(request)
+            if found is None:
+                return
+            asked, vector = found
             with one_statement() as session:
                 add_entry(
                     session,
@@ -125,6 +129,12 @@ class JobSemanticCache:
                     ttl_s=self._settings.semantic_cache_ttl_s,
                 )
         except Exception as exc:
-            if not is_database_outage(exc):
-                raise
-            log.warning("semantic_cache.store_unavailable", error=repr(exc))
+            _log_failure("semantic_cache.store_failed", exc)
+
+
+def _log_failure(event: str, exc: Exception) -> None:
+    # An outage is expected now and then; anything else is a defect worth its traceback.
+    if is_database_outage(exc):
+        log.warning(event, error=repr(exc))
+    else:
+        log.exception(event)

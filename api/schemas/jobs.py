@@ -44,6 +44,16 @@ Tag = Annotated[
     ),
 ]
 MAX_FALLBACK_RESPONSE_CHARS = 10_000
+# JobCreate's fields younger than its Idempotency-Key fingerprints (see JobCreate.fingerprint).
+FIELDS_ADDED_LATER = (
+    "cache_threshold",
+    "fallback_response",
+    "routing_policy",
+    "scrub_pii",
+    "restore_pii",
+    "injection_screening",
+    "tags",
+)
 # A semantic cache hit needs at least this cosine similarity unless the job sets its own.
 DEFAULT_CACHE_THRESHOLD = 0.95
 # A long-poll's longest wait: under the usual 60 s proxy and load-balancer idle timeouts.
@@ -276,11 +286,13 @@ class JobCreate(StrictModel):
         return self.model_dump(mode="json", by_alias=True)
 
     def fingerprint(self) -> str:
-        """SHA-256 of the canonical body: equal for a true repeat, whatever the key order."""
+        """SHA-256 of the canonical body: equal for a true repeat, whatever the key order. A
+        field added after fingerprints were first stored is left out while at its default, so
+        a body sent before it existed, retried after an upgrade, is still a true repeat."""
         body = self.canonical()
-        if body["cache_threshold"] is None:
-            # Unset, it is left out: bodies sent before the field existed keep their fingerprint.
-            del body["cache_threshold"]
+        for name in FIELDS_ADDED_LATER:
+            if body[name] == type(self).model_fields[name].get_default(call_default_factory=True):
+                del body[name]
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 

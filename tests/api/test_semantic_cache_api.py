@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -153,12 +151,23 @@ def test_a_semantic_hit_shows_its_similarity(client: FlaskClient, alice: Account
     assert attempt["similarity"] == 0.9731
 
 
-def test_idempotency_fingerprints_of_earlier_bodies_hold() -> None:
-    """A body without cache_threshold has the fingerprint it had before the field existed (an
-    Idempotency-Key retried across the upgrade is still a repeat); thresholds tell bodies apart."""
-    body = JobCreate.model_validate(VALID)
-    earlier = {k: v for k, v in body.canonical().items() if k != "cache_threshold"}
-    digest = hashlib.sha256(json.dumps(earlier, sort_keys=True, separators=(",", ":")).encode())
-    assert body.fingerprint() == digest.hexdigest()
+# Fingerprints the code of 32cbfb4, before any of JobCreate's later fields existed, gave these
+# bodies: an Idempotency-Key retried across the upgrade must still find its first job.
+EARLIER_FINGERPRINTS = [
+    (VALID, "87b1e926f7ffd91ac06b405cd6adb5c4185a9349afaaceba7d0990261efa1145"),
+    (
+        {**VALID, "model": "gpt-4o", "cache": True, "temperature": 0, "fallbacks": ["gpt-4o-mini"]},
+        "fe2d628029784152d7c29d9ffc464d23840f301cd084903ab9bb5fccc95f1f11",
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "digest"), EARLIER_FINGERPRINTS)
+def test_idempotency_fingerprints_of_earlier_bodies_hold(body: dict[str, Any], digest: str) -> None:
+    """Bodies without the fields added since (cache_threshold, tags, fallback_response, ...)
+    keep the fingerprints they had; a field set to other than its default tells bodies apart."""
+    assert JobCreate.model_validate(body).fingerprint() == digest
     tighter = JobCreate.model_validate({**SEMANTIC, "cache_threshold": 0.99})
     assert tighter.fingerprint() != JobCreate.model_validate(SEMANTIC).fingerprint()
+    tagged = JobCreate.model_validate({**body, "tags": ["nightly"]})
+    assert tagged.fingerprint() != digest

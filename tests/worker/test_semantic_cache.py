@@ -8,6 +8,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 
 import numpy as np
@@ -52,7 +53,7 @@ def test_a_paraphrase_scores_above_the_default_threshold_and_others_below() -> N
 
 def test_scopes_keep_users_models_parameters_and_context_apart() -> None:
     """Only the last user message may differ by meaning: another user, model, max_tokens,
-    temperature, response format or earlier message is another scope."""
+    temperature, response format, earlier message or PII scrubbing is another scope."""
     alice, bob = uuid.uuid4(), uuid.uuid4()
 
     def scope(user: uuid.UUID, request: ProviderRequest, fmt: object = None) -> bytes:
@@ -62,6 +63,8 @@ def test_scopes_keep_users_models_parameters_and_context_apart() -> None:
 
     base = scope(alice, _request(PROMPT))
     assert scope(alice, _request(PARAPHRASE)) == base
+    scrubbed = question(alice, _request(PROMPT), None, "model-a", scrubbed=True)
+    assert scrubbed is not None and scrubbed.scope != base
     others = [
         scope(bob, _request(PROMPT)),
         scope(alice, _request(PROMPT, model="gpt-4o")),
@@ -103,6 +106,19 @@ def test_lookup_serves_a_paraphrase_only_within_its_scope(
     assert _cache(alice).lookup(_request(PROMPT)) is None
     with one_statement() as session:
         assert purge_expired(session, 100) == 1
+        assert session.scalar(select(func.count()).select_from(SemanticCacheEntry)) == 0
+
+
+def test_an_answer_that_cannot_be_stored_costs_the_saving_not_the_job(
+    make_account: Callable[[str], Account],
+) -> None:
+    """PostgreSQL's JSONB refuses a NUL character, and a model may answer one: the store fails
+    quietly (the paid answer goes on to the job's final write) and nothing is cached."""
+    alice = make_account("alice").user_id
+    unstorable = replace(ANSWER, content="before\u0000after")
+    _cache(alice).store(_request(PROMPT), unstorable)
+    assert _cache(alice).lookup(_request(PROMPT)) is None
+    with one_statement() as session:
         assert session.scalar(select(func.count()).select_from(SemanticCacheEntry)) == 0
 
 
@@ -170,6 +186,12 @@ def test_a_late_commit_is_read_while_it_is_recent(make_account: Callable[[str], 
             update(SemanticCacheEntry)
             .where(SemanticCacheEntry.id == ids[0])
             .values(created_at=func.now() - timedelta(seconds=OVERLAP_S + 1))
+        )
+        # The others stay recent however long this test is stalled between its statements.
+        session.execute(
+            update(SemanticCacheEntry)
+            .where(SemanticCacheEntry.id.in_(ids[1:]))
+            .values(created_at=func.now() + timedelta(hours=1))
         )
 
     def read(after: int, newest: int) -> list[int]:

@@ -19,7 +19,7 @@ from typing import Any
 from worker.providers.base import ProviderRequest
 
 # Bumped when what goes into the digest changes: earlier entries then simply stop matching.
-SCOPE_VERSION = 1
+SCOPE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,11 @@ def question(
     request: ProviderRequest,
     response_format: dict[str, Any] | None,
     embedder_id: str,
+    scrubbed: bool = False,
 ) -> Question | None:
-    """The request's question, or None when it has no user message to compare."""
+    """The request's question, or None when it has no user message to compare. `scrubbed`: the
+    request carries PII placeholders, so its answers may too, and they are no answer for a job
+    whose prompt has the real values (nor the other way round)."""
     last = next(
         (i for i in range(len(request.messages) - 1, -1, -1) if request.messages[i].role == "user"),
         None,
@@ -53,6 +56,7 @@ def question(
             "temperature": request.temperature,
             "response_format": response_format,
             "embedder": embedder_id,
+            "scrubbed": scrubbed,
             "context": context,
             "position": last,
         },

@@ -230,7 +230,9 @@ def _semantic_cache(claim: Claim, threshold: float, settings: Settings) -> Seman
     # Imported here: numpy and the embedding model's modules load only for jobs that ask.
     from worker.semantic_cache import JobSemanticCache
 
-    return JobSemanticCache(claim.user_id, claim.response_format, threshold, settings)
+    return JobSemanticCache(
+        claim.user_id, claim.response_format, threshold, settings, scrubbed=claim.scrub_pii
+    )
 
 
 def _last_resort(claim: Claim, outcome: ChainOutcome) -> str | None:

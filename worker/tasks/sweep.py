@@ -61,13 +61,12 @@ def sweep() -> None:
         with one_statement() as session:
             depth = backlog_depth(session)
         set_backlog(get_redis(), depth)
-        with one_statement() as session:
-            purged = purge_expired(session, BATCH)
         if expired.requeued:
             get_dispatcher().wake()
         metrics.sweeper_actions.labels("lease_expired_requeued").inc(len(expired.requeued))
         metrics.sweeper_actions.labels("failed_worker_lost").inc(len(expired.failed))
         metrics.sweeper_actions.labels("republished").inc(len(to_publish))
+        purged = _purge_semantic_cache()
         if expired.requeued or expired.failed or to_publish or purged:
             log.info(
                 "sweep.done",
@@ -81,3 +80,14 @@ def sweep() -> None:
         # A sweep that outlived its lock has nothing left to release.
         with contextlib.suppress(LockError):
             lock.release()
+
+
+def _purge_semantic_cache() -> int:
+    """Expired semantic cache entries deleted; last in the sweep, and never its failure: the
+    jobs' recovery above must not wait on, or fail with, a cache's housekeeping."""
+    try:
+        with one_statement() as session:
+            return purge_expired(session, BATCH)
+    except Exception:
+        log.exception("sweep.semantic_cache_purge_failed")
+        return 0
