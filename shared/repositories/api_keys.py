@@ -78,16 +78,15 @@ def _snapshot(key: ApiKey, fields: Iterable[str] = _ISSUED_FIELDS) -> dict[str, 
 def _audit(
     session: Session, actor: Actor, action: str, key: ApiKey, changes: dict[str, Any]
 ) -> None:
-    if changes:
-        audit_log.record(
-            session,
-            actor,
-            action,
-            target_type="api_key",
-            target_id=key.id,
-            user_id=key.user_id,
-            changes=changes,
-        )
+    audit_log.record(
+        session,
+        actor,
+        action,
+        target_type="api_key",
+        target_id=key.id,
+        user_id=key.user_id,
+        changes=changes,
+    )
 
 
 def list_keys(session: Session, user_id: uuid.UUID) -> list[ApiKey]:

@@ -126,8 +126,11 @@ def record(
     target_id: uuid.UUID,
     user_id: uuid.UUID | None,
     changes: Mapping[str, dict[str, Any]],
-) -> AuditEvent:
-    """Add the row for an action to the caller's transaction (it commits with the action)."""
+) -> None:
+    """Add the row for an action to the caller's transaction (it commits with the action); an
+    action that changed nothing records nothing."""
+    if not changes:
+        return
     event = AuditEvent(
         actor_type=actor.type,
         actor_key_id=actor.key_id,
@@ -138,7 +141,6 @@ def record(
         changes=dict(changes),
     )
     session.add(event)
-    return event
 
 
 def list_events(

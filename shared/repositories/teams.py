@@ -54,16 +54,15 @@ def _snapshot(team: Team, fields: Iterable[str] = _CREATED_FIELDS) -> dict[str, 
 def _audit(
     session: Session, actor: Actor, action: str, team: Team, changes: dict[str, Any]
 ) -> None:
-    if changes:
-        audit_log.record(
-            session,
-            actor,
-            action,
-            target_type="team",
-            target_id=team.id,
-            user_id=None,
-            changes=changes,
-        )
+    audit_log.record(
+        session,
+        actor,
+        action,
+        target_type="team",
+        target_id=team.id,
+        user_id=None,
+        changes=changes,
+    )
 
 
 def get_team(session: Session, team_id: uuid.UUID) -> Team:

@@ -63,16 +63,15 @@ def _snapshot(user: User, fields: Iterable[str] = _CREATED_FIELDS) -> dict[str, 
 def _audit(
     session: Session, actor: Actor, action: str, user: User, changes: dict[str, Any]
 ) -> None:
-    if changes:
-        audit_log.record(
-            session,
-            actor,
-            action,
-            target_type="user",
-            target_id=user.id,
-            user_id=user.id,
-            changes=changes,
-        )
+    audit_log.record(
+        session,
+        actor,
+        action,
+        target_type="user",
+        target_id=user.id,
+        user_id=user.id,
+        changes=changes,
+    )
 
 
 def get_user(session: Session, user_id: uuid.UUID) -> User:

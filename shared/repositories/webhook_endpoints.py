@@ -105,9 +105,13 @@ def update_endpoint(
         endpoint.failing_since = None
     session.flush()
     session.refresh(endpoint)
-    changes_made = audit_log.changed(before, _fields(endpoint))
-    if changes_made:
-        _audit(session, actor, audit_log.WEBHOOK_UPDATED, endpoint, changes_made)
+    _audit(
+        session,
+        actor,
+        audit_log.WEBHOOK_UPDATED,
+        endpoint,
+        audit_log.changed(before, _fields(endpoint)),
+    )
     return endpoint
 
 
